@@ -1,0 +1,479 @@
+//! The DSMR telegram grammar: identification line, `OBIS(group)(group)…` lines, `!CRC`.
+
+use alloc::borrow::Cow;
+use alloc::vec::Vec;
+
+use super::framer::RawTelegram;
+use crate::crc::crc16_arc;
+use crate::decimal::Decimal;
+use crate::model::{Dialect, Group, LogEntry, Object, PeakEntry, Telegram, Value};
+use crate::obis::Obis;
+use crate::time::{cet_to_utc, Civil, DstFlag, Timestamp};
+
+/// Why a DSMR telegram was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DsmrError {
+    /// The CRC after `!` does not match the telegram.
+    #[error("checksum mismatch: telegram says {stated:04X}, bytes give {computed:04X} (damaged on the line?)")]
+    Checksum {
+        /// The CRC the meter wrote.
+        stated: u16,
+        /// The CRC of the bytes received.
+        computed: u16,
+    },
+    /// A line does not follow the `OBIS(value)` grammar.
+    #[error("syntax error on line {line}: {reason}")]
+    Syntax {
+        /// 1-based line number within the telegram.
+        line: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+impl DsmrError {
+    /// A short, stable name of the cause (for counters and summaries).
+    pub fn cause(&self) -> &'static str {
+        match self {
+            DsmrError::Checksum { .. } => "checksum",
+            DsmrError::Syntax { .. } => "syntax",
+        }
+    }
+}
+
+/// How the value groups of an object are to be read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Number,
+    Time,
+    Log,
+    Peaks,
+    Gas22,
+    Auto,
+}
+
+/// The registry of object shapes that the groups alone cannot tell (an identifier
+/// made of digits, a counter without a unit, the tariff indicator kept as text).
+fn kind_of(o: Obis) -> Kind {
+    match (o.a, o.c, o.d, o.e) {
+        (0, 1, 0, 0) => Kind::Time,
+        (_, 0, 2, 8)
+        | (0, 96, 1, _)
+        | (0, 42, 0, 0)
+        | (_, 0, 0, 0)
+        | (0, 96, 13, _)
+        | (0, 96, 14, 0) => Kind::Text,
+        (0, 24, 1, 0) | (0, 96, 3, 10) | (0, 24, 4, 0) | (0, 96, 7, 21) | (0, 96, 7, 9) => {
+            Kind::Number
+        }
+        (1, 32 | 52 | 72, 32 | 36, 0) => Kind::Number,
+        (1, 99, 97, 0) => Kind::Log,
+        (0, 98, 1, 0) => Kind::Peaks,
+        (0, 24, 3, 0) => Kind::Gas22,
+        _ => Kind::Auto,
+    }
+}
+
+fn text(b: &[u8]) -> Cow<'_, str> {
+    match core::str::from_utf8(b) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => Cow::Owned(alloc::string::String::from_utf8_lossy(b).into_owned()),
+    }
+}
+
+/// Reads `value*unit` or `value`; `None` when the value is not a decimal number.
+fn number(g: &[u8]) -> Option<(Decimal, Option<Cow<'_, str>>)> {
+    match memchr::memchr(b'*', g) {
+        Some(star) => {
+            let unit = &g[star + 1..];
+            if unit.is_empty() || !unit.iter().all(|b| b.is_ascii_graphic()) {
+                return None;
+            }
+            Some((Decimal::parse(&g[..star])?, Some(text(unit))))
+        }
+        None => Some((Decimal::parse(g)?, None)),
+    }
+}
+
+fn two(d: &[u8]) -> u32 {
+    u32::from(d[0] - b'0') * 10 + u32::from(d[1] - b'0')
+}
+
+/// Reads `YYMMDDhhmmss[S|W]`. `Some(None)` is a time-shaped placeholder (an impossible
+/// date such as `632525252525W`, or `700101010000W` for "never").
+fn time(g: &[u8]) -> Option<Option<Timestamp>> {
+    let (digits, flag) = match g.len() {
+        12 => (g, None),
+        13 => (
+            &g[..12],
+            match g[12] {
+                b'S' | b's' => Some(DstFlag::Summer),
+                b'W' | b'w' => Some(DstFlag::Winter),
+                _ => return None,
+            },
+        ),
+        _ => return None,
+    };
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if digits.starts_with(b"700101") {
+        return Some(None);
+    }
+    let c = Civil {
+        year: 2000 + i64::from(two(&digits[0..])),
+        month: two(&digits[2..]),
+        day: two(&digits[4..]),
+        hour: two(&digits[6..]),
+        minute: two(&digits[8..]),
+        second: two(&digits[10..]),
+    };
+    Some(cet_to_utc(&c, flag))
+}
+
+/// Iterates over the contents of `(…)(…)` groups, allowing line breaks between them
+/// (DSMR 2.2/3 continue the gas reading on the next line).
+struct Groups<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Groups<'a> {
+    type Item = Result<&'a [u8], &'static str>;
+    fn next(&mut self) -> Option<Self::Item> {
+        while let [b'\r' | b'\n' | b' ', tail @ ..] = self.rest {
+            self.rest = tail;
+        }
+        if self.rest.is_empty() {
+            return None;
+        }
+        if self.rest[0] != b'(' {
+            self.rest = &[];
+            return Some(Err("text outside parentheses"));
+        }
+        match memchr::memchr(b')', self.rest) {
+            Some(close) => {
+                let g = &self.rest[1..close];
+                self.rest = &self.rest[close + 1..];
+                if memchr::memchr(b'(', g).is_some() {
+                    return Some(Err("unbalanced parentheses"));
+                }
+                Some(Ok(g))
+            }
+            None => {
+                self.rest = &[];
+                Some(Err("unclosed parenthesis"))
+            }
+        }
+    }
+}
+
+fn groups(b: &[u8]) -> Result<Vec<&[u8]>, &'static str> {
+    Groups { rest: b }.collect()
+}
+
+fn group(g: &[u8]) -> Group<'_> {
+    if g.is_empty() {
+        return Group::Empty;
+    }
+    if let Some(t) = time(g) {
+        return Group::Time(t);
+    }
+    match number(g) {
+        Some((d, u)) if u.is_some() || memchr::memchr(b'.', g).is_some() => Group::Number(d, u),
+        _ => Group::Text(text(g)),
+    }
+}
+
+fn log(gs: &[&[u8]]) -> Option<Value<'static>> {
+    // (count)(0-0:96.7.19)(time)(duration*s)...
+    let n = Decimal::parse(gs.first()?)?.to_i64()? as usize;
+    if gs.len() == 1 && n == 0 {
+        return Some(Value::Log(Vec::new()));
+    }
+    if gs.len() != 2 + 2 * n {
+        return None;
+    }
+    Obis::parse(gs[1])?;
+    let mut entries = Vec::with_capacity(n);
+    for pair in gs[2..].chunks_exact(2) {
+        let (value, unit) = number(pair[1])?;
+        entries.push(LogEntry {
+            timestamp: time(pair[0])?,
+            value,
+            unit: unit.map(|u| Cow::Owned(u.into_owned())),
+        });
+    }
+    Some(Value::Log(entries))
+}
+
+fn peaks<'a>(gs: &[&'a [u8]]) -> Option<Value<'a>> {
+    // (count)(1-0:1.6.0)(1-0:1.6.0)(period)(when)(value*kW)...
+    let n = Decimal::parse(gs.first()?)?.to_i64()? as usize;
+    if gs.len() != 3 + 3 * n {
+        return None;
+    }
+    Obis::parse(gs[1])?;
+    Obis::parse(gs[2])?;
+    let mut entries = Vec::with_capacity(n);
+    for t in gs[3..].chunks_exact(3) {
+        let (value, unit) = number(t[2])?;
+        entries.push(PeakEntry {
+            period: time(t[0])?,
+            timestamp: time(t[1])?,
+            value,
+            unit,
+        });
+    }
+    Some(Value::Peaks(entries))
+}
+
+fn interpret<'a>(obis: Obis, body: &'a [u8]) -> Result<Value<'a>, &'static str> {
+    // The common case, one group, without allocating.
+    let mut it = Groups { rest: body };
+    let first = it.next().ok_or("no value")??;
+    if it.rest.is_empty() {
+        if first.is_empty() {
+            return Ok(Value::Empty);
+        }
+        return Ok(match kind_of(obis) {
+            Kind::Text => Value::Text(text(first)),
+            Kind::Time => match time(first) {
+                Some(t) => Value::Time(t),
+                None => Value::Text(text(first)),
+            },
+            Kind::Number => match number(first) {
+                Some((value, unit)) => Value::Number { value, unit },
+                None => Value::Text(text(first)),
+            },
+            _ => match group(first) {
+                Group::Number(value, unit) => Value::Number { value, unit },
+                Group::Time(t) => Value::Time(t),
+                Group::Text(t) => Value::Text(t),
+                Group::Empty => Value::Empty,
+            },
+        });
+    }
+    let gs = groups(body)?;
+    let special = match kind_of(obis) {
+        Kind::Log => log(&gs),
+        Kind::Peaks => peaks(&gs),
+        Kind::Gas22 if gs.len() == 7 => {
+            // (time)(00)(60)(1)(0-n:24.2.1)(m3)(value)
+            let unit = (!gs[5].is_empty()).then(|| text(gs[5]));
+            Decimal::parse(gs[6]).map(|value| Value::Timed {
+                value,
+                unit,
+                timestamp: time(gs[0]).flatten(),
+            })
+        }
+        _ => None,
+    };
+    if let Some(v) = special {
+        return Ok(v);
+    }
+    if gs.len() == 2 {
+        // (time)(value*unit), or the 2026 Iskra form (value*unit)(time).
+        let (t, n) = match (time(gs[0]), time(gs[1])) {
+            (Some(t), None) => (Some(t), gs[1]),
+            (None, Some(t)) => (Some(t), gs[0]),
+            _ => (None, gs[0]),
+        };
+        if let (Some(timestamp), Some((value, unit))) = (t, number(n)) {
+            return Ok(Value::Timed {
+                value,
+                unit,
+                timestamp,
+            });
+        }
+    }
+    Ok(Value::Groups(gs.into_iter().map(group).collect()))
+}
+
+fn detect(header: &str, t: &Telegram<'_>, has_crc: bool) -> Dialect {
+    let has = |a, b, c, d, e| t.objects.iter().any(|o| o.obis == Obis::new(a, b, c, d, e));
+    let h = header.as_bytes();
+    if h.starts_with(b"/ESY") {
+        return Dialect::EasymeterQ3d;
+    }
+    if has(0, 0, 96, 1, 4) || h.starts_with(b"/FLU") {
+        return Dialect::FluviusEmucs;
+    }
+    if h.starts_with(b"/Lux") || (has(0, 0, 42, 0, 0) && has(0, 0, 96, 13, 2)) {
+        return Dialect::Smarty;
+    }
+    if has(0, 0, 42, 0, 0) {
+        return Dialect::EonHungary;
+    }
+    if matches!(
+        t.get(Obis::new(1, 0, 1, 8, 0)).and_then(Value::unit),
+        Some("Wh")
+    ) {
+        return Dialect::AustriaP1;
+    }
+    if header.contains("MIE5") {
+        return Dialect::IskraIreland;
+    }
+    match t.get(Obis::new(1, 3, 0, 2, 8)).and_then(Value::as_text) {
+        Some(v) if v.starts_with('5') => return Dialect::Dsmr50,
+        Some("42") => return Dialect::Dsmr42,
+        Some(v) if v.starts_with('4') => return Dialect::Dsmr40,
+        _ => {}
+    }
+    if !has_crc {
+        let id = t.meter_id().unwrap_or("");
+        return if id.len() > 14 || id.bytes().any(|b| b.is_ascii_uppercase()) {
+            Dialect::Dsmr30
+        } else {
+            Dialect::Dsmr22
+        };
+    }
+    Dialect::Dsmr
+}
+
+/// Checks a framed telegram's CRC (when it has one) and parses it.
+///
+/// The result borrows from the frame; call [`Telegram::into_owned`] to keep it.
+pub fn parse<'a>(raw: &RawTelegram<'a>) -> Result<Telegram<'a>, DsmrError> {
+    if let Some(stated) = raw.crc {
+        let computed = crc16_arc(raw.body);
+        if computed != stated {
+            return Err(DsmrError::Checksum { stated, computed });
+        }
+    }
+    parse_body(raw.body, raw.crc.is_some())
+}
+
+/// Parses the bytes from `/` to `!` inclusive, without checking any checksum.
+pub fn parse_body(body: &[u8], has_crc: bool) -> Result<Telegram<'_>, DsmrError> {
+    let syntax = |line, reason| DsmrError::Syntax { line, reason };
+    let header_end = memchr::memchr2(b'\r', b'\n', body)
+        .ok_or(syntax(1, "no line end after the identification line"))?;
+    let header = &body[..header_end];
+    if header.len() < 2 {
+        return Err(syntax(1, "empty identification line"));
+    }
+    // Pass 1: find each object's identifier and the span of its groups, joining
+    // continuation lines that start with `(`.
+    let mut spans: Vec<(Obis, usize, usize, usize)> = Vec::with_capacity(48);
+    let mut pos = header_end;
+    let mut line_no = 1;
+    let end = body.len() - 1; // the `!`
+    while pos < end {
+        let nl = memchr::memchr(b'\n', &body[pos..end]).map_or(end, |i| pos + i);
+        let line = &body[pos..nl];
+        let line_start = pos;
+        pos = nl + 1;
+        let line = match line {
+            [rest @ .., b'\r'] => rest,
+            l => l,
+        };
+        let trimmed = match line {
+            [b'\r', rest @ ..] => rest,
+            l => l,
+        };
+        if trimmed.is_empty() {
+            continue;
+        }
+        line_no += 1;
+        if trimmed[0] == b'(' {
+            let last = spans
+                .last_mut()
+                .ok_or(syntax(line_no, "value line without an object"))?;
+            last.2 = line_start + (line.len() - trimmed.len()) + trimmed.len();
+            continue;
+        }
+        let paren = memchr::memchr(b'(', trimmed)
+            .ok_or(syntax(line_no, "no '(' after the OBIS identifier"))?;
+        let obis =
+            Obis::parse(&trimmed[..paren]).ok_or(syntax(line_no, "not an OBIS identifier"))?;
+        let g0 = line_start + (line.len() - trimmed.len()) + paren;
+        spans.push((
+            obis,
+            g0,
+            line_start + (line.len() - trimmed.len()) + trimmed.len(),
+            line_no,
+        ));
+    }
+    // Pass 2: read each object's groups.
+    let mut objects = Vec::with_capacity(spans.len());
+    for (obis, from, to, line) in spans {
+        let value = interpret(obis, &body[from..to]).map_err(|reason| syntax(line, reason))?;
+        objects.push(Object { obis, value });
+    }
+    let header = text(header);
+    let mut t = Telegram {
+        dialect: Dialect::Dsmr,
+        header: None,
+        timestamp: None,
+        objects,
+        security: None,
+    };
+    t.timestamp = t.get(Obis::new(0, 0, 1, 0, 0)).and_then(Value::timestamp);
+    t.dialect = detect(&header, &t, has_crc);
+    t.header = Some(header);
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    fn body(s: &str) -> Telegram<'_> {
+        parse_body(s.as_bytes(), false).unwrap()
+    }
+
+    #[test]
+    fn value_forms() {
+        let t = body("/X\r\n\r\n1-0:1.8.1(000123.450*kWh)\r\n0-0:96.13.0()\r\n0-0:96.14.0(0002)\r\n1-0:13.7.0(4.556)\r\n0-1:24.2.1(101209112500W)(12785.123*m3)\r\n1-0:1.6.0(00.052*kW)(260101000000)\r\n9-9:9.9.9(a)(b)\r\n!");
+        assert_eq!(t.objects.len(), 7);
+        assert_eq!(
+            t.objects[0].value,
+            Value::Number {
+                value: Decimal::new(123450, 3),
+                unit: Some("kWh".into())
+            }
+        );
+        assert_eq!(t.objects[1].value, Value::Empty);
+        assert_eq!(t.objects[2].value, Value::Text("0002".into()));
+        assert_eq!(t.objects[3].value.as_f64(), Some(4.556));
+        let gas = &t.objects[4].value;
+        assert_eq!(gas.timestamp().unwrap().to_string(), "2010-12-09T10:25:00Z");
+        assert_eq!(
+            t.objects[5].value.timestamp().unwrap().to_string(),
+            "2025-12-31T23:00:00Z"
+        );
+        assert!(matches!(t.objects[6].value, Value::Groups(ref g) if g.len() == 2));
+    }
+
+    #[test]
+    fn bad_lines_are_syntax_errors() {
+        for bad in [
+            "/X\r\n\r\nhello\r\n!",
+            "/X\r\n\r\n1-0:1.8.1(12\r\n!",
+            "/X\r\n\r\n1-0:1.8.1(1)x\r\n!",
+            "/X\r\n\r\n(1)\r\n!",
+            "/X!",
+        ] {
+            assert!(
+                matches!(
+                    parse_body(bad.as_bytes(), false),
+                    Err(DsmrError::Syntax { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn placeholders_have_no_time() {
+        assert_eq!(time(b"632525252525W"), Some(None));
+        assert_eq!(time(b"700101010000W"), Some(None));
+        assert_eq!(
+            time(b"000101000001W").unwrap().unwrap().to_string(),
+            "1999-12-31T23:00:01Z"
+        );
+        assert_eq!(time(b"12345"), None);
+    }
+}
