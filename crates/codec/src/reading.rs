@@ -317,6 +317,14 @@ impl Reading {
         ) = (l1, l2, l3);
         // A channel that only announces itself (no reading, no id) is not a sub-meter.
         externals.retain(|x| x.value.is_some() || x.unique_id.is_some());
+        // Without a device type, the unit tells: DSMR meters without one carry gas.
+        for x in externals.iter_mut().filter(|x| x.kind == "unknown") {
+            x.kind = match x.unit.as_deref() {
+                Some("m3") | Some("m³") => "gas_meter",
+                Some("GJ") | Some("MJ") | Some("kWh") => "heat_meter",
+                _ => "unknown",
+            };
+        }
         if let Some(gas) = externals
             .iter()
             .find(|x| x.kind == "gas_meter" && x.value.is_some())

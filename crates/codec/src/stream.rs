@@ -78,6 +78,12 @@ impl Decoder {
         self.dsmr.push(data);
     }
 
+    /// Marks the end of the input: frames completed by it are output, a frame still
+    /// open is reported as truncated by the following calls to [`next`](Self::next).
+    pub fn finish(&mut self) {
+        self.dsmr.finish();
+    }
+
     /// What has been seen so far.
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.clone();

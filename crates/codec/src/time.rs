@@ -136,23 +136,23 @@ pub fn cet_offset(t: Timestamp) -> i64 {
 
 /// Converts a Central European local civil time to UTC.
 ///
-/// With a DST flag the flag decides the offset, which resolves the repeated autumn
-/// hour. Without one, the offset in force is used; in the repeated hour summer time
-/// (the first pass) is assumed, and a time in the skipped spring hour is read as
-/// winter time.
+/// The time zone's rules decide the offset. The DST flag only decides where the rules
+/// cannot: in the repeated autumn hour (`S` the first pass, `W` the second) and in the
+/// skipped spring hour. Without a flag the repeated hour is read as summer time.
+/// Real meters print a wrong flag now and then (`S` in early March); the rules win.
 pub fn cet_to_utc(local: &Civil, flag: Option<DstFlag>) -> Option<Timestamp> {
     let naive = local.to_epoch()?;
-    Some(Timestamp(match flag {
-        Some(DstFlag::Summer) => naive - 7200,
-        Some(DstFlag::Winter) => naive - 3600,
-        None => {
-            let summer = naive - 7200;
-            if cet_is_summer(Timestamp(summer)) {
-                summer
-            } else {
-                naive - 3600
-            }
-        }
+    let summer = naive - 7200;
+    let winter = naive - 3600;
+    let summer_ok = cet_is_summer(Timestamp(summer));
+    let winter_ok = !cet_is_summer(Timestamp(winter));
+    Some(Timestamp(match (summer_ok, winter_ok, flag) {
+        (true, false, _) => summer,
+        (false, true, _) => winter,
+        (_, _, Some(DstFlag::Winter)) => winter,
+        (_, _, Some(DstFlag::Summer)) => summer,
+        (true, true, None) => summer,
+        (false, false, None) => winter,
     }))
 }
 
@@ -241,5 +241,12 @@ mod tests {
         );
         assert!(cet_to_utc(&civil(2026, 2, 30, 0, 0, 0), None).is_none());
         assert!(cet_to_utc(&civil(2025, 25, 25, 25, 25, 25), Some(DstFlag::Winter)).is_none());
+        // A wrong flag outside the repeated hour does not move the time.
+        assert_eq!(
+            cet_to_utc(&civil(2020, 3, 5, 12, 21, 39), Some(DstFlag::Summer))
+                .unwrap()
+                .to_string(),
+            "2020-03-05T11:21:39Z"
+        );
     }
 }

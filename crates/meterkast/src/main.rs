@@ -1,1 +1,43 @@
-fn main() {}
+//! `meterkast`: reads a smart electricity meter's customer port and makes the data useful.
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod json;
+
+/// Read a smart meter's P1 / customer port and make the data useful.
+///
+/// Start with `meterkast parse FILE` to decode a capture, or see `meterkast help <command>`.
+#[derive(Parser, Debug)]
+#[command(name = "meterkast", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Decode raw meter output (files or stdin) into JSON Lines.
+    Parse(cmd::parse::ParseArgs),
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Parse(args) => cmd::parse::run(args),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("meterkast: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}

@@ -48,6 +48,8 @@ pub struct DsmrFramer {
     consumed: usize,
     /// Bytes after the current `/` known to hold neither `!` nor `/`.
     searched: usize,
+    /// The input has ended: the end of the buffer ends a line.
+    eof: bool,
     /// Noise bytes skipped while looking for `/`.
     pub skipped_bytes: u64,
 }
@@ -74,6 +76,14 @@ impl DsmrFramer {
             self.consumed = 0;
         }
         self.buf.extend_from_slice(data);
+        self.eof = false;
+    }
+
+    /// Marks the end of the input (end of a file, a closed connection): a telegram whose
+    /// `!` line is the last thing received is complete, and a telegram still open is
+    /// reported as truncated by the following calls to [`next`](Self::next).
+    pub fn finish(&mut self) {
+        self.eof = true;
     }
 
     /// Bytes buffered and not yet part of a yielded telegram.
@@ -87,86 +97,94 @@ impl DsmrFramer {
     }
 
     /// The next complete telegram or drop notice, or `None` when more bytes are needed.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<FrameEvent<'_>> {
-        loop {
-            let rest = &self.buf[self.consumed..];
-            // Find the start of a telegram.
-            let Some(start) = memchr::memchr(b'/', rest) else {
-                self.skipped_bytes += rest.len() as u64;
-                self.consumed = self.buf.len();
-                return None;
-            };
-            if start > 0 {
-                self.skipped_bytes += start as u64;
-                self.consumed += start;
+        let rest = &self.buf[self.consumed..];
+        // Find the start of a telegram.
+        let Some(start) = memchr::memchr(b'/', rest) else {
+            self.skipped_bytes += rest.len() as u64;
+            self.consumed = self.buf.len();
+            return None;
+        };
+        if start > 0 {
+            self.skipped_bytes += start as u64;
+            self.consumed += start;
+            self.searched = 0;
+        }
+        let rest = &self.buf[self.consumed..];
+        // Look for the end, or for a new start that cuts this one off.
+        let from = 1 + self.searched.min(rest.len() - 1);
+        let window = &rest[from..rest.len().min(MAX_TELEGRAM)];
+        match memchr::memchr2(b'!', b'/', window).map(|i| i + from - 1) {
+            Some(i) if rest[1 + i] == b'/' => {
+                self.consumed += 1 + i;
                 self.searched = 0;
+                Some(FrameEvent::Dropped(FrameDrop::Truncated))
             }
-            let rest = &self.buf[self.consumed..];
-            // Look for the end, or for a new start that cuts this one off.
-            let from = 1 + self.searched.min(rest.len() - 1);
-            let window = &rest[from..rest.len().min(MAX_TELEGRAM)];
-            match memchr::memchr2(b'!', b'/', window).map(|i| i + from - 1) {
-                Some(i) if rest[1 + i] == b'/' => {
-                    self.consumed += 1 + i;
-                    self.searched = 0;
-                    return Some(FrameEvent::Dropped(FrameDrop::Truncated));
-                }
-                Some(i) => {
-                    let bang = 1 + i;
-                    // Up to four hex digits of CRC, then a line end.
-                    let mut crc: u16 = 0;
-                    let mut digits = 0;
-                    let mut end = None;
-                    for (k, &b) in rest[bang + 1..].iter().enumerate() {
-                        match hex_val(b) {
-                            Some(v) if digits < 4 => {
-                                crc = crc << 4 | v;
-                                digits += 1;
-                                if digits == 4 {
-                                    end = Some(bang + 1 + k + 1);
-                                    break;
-                                }
-                            }
-                            _ => {
-                                end = Some(bang + 1 + k);
+            Some(i) => {
+                let bang = 1 + i;
+                // Up to four hex digits of CRC, then a line end.
+                let mut crc: u16 = 0;
+                let mut digits = 0;
+                let mut end = None;
+                for (k, &b) in rest[bang + 1..].iter().enumerate() {
+                    match hex_val(b) {
+                        Some(v) if digits < 4 => {
+                            crc = crc << 4 | v;
+                            digits += 1;
+                            if digits == 4 {
+                                end = Some(bang + 1 + k + 1);
                                 break;
                             }
                         }
-                    }
-                    self.searched = i;
-                    let mut end = end?;
-                    self.searched = 0;
-                    // Include the line end in `raw`.
-                    for _ in 0..2 {
-                        match rest.get(end) {
-                            Some(b'\r') | Some(b'\n') => end += 1,
-                            _ => break,
+                        _ => {
+                            end = Some(bang + 1 + k);
+                            break;
                         }
                     }
-                    let from = self.consumed;
-                    self.consumed += end;
-                    let raw = &self.buf[from..from + end];
-                    return Some(FrameEvent::Telegram(RawTelegram {
-                        body: &raw[..bang + 1],
-                        crc: (digits > 0).then_some(crc),
-                        raw,
-                    }));
                 }
-                None if rest.len() >= MAX_TELEGRAM => {
-                    // Give up on this one; look for a start after its `/`.
-                    self.consumed += 1;
-                    self.searched = 0;
-                    return Some(FrameEvent::Dropped(FrameDrop::TooLong));
-                }
-                None => {
-                    self.searched = rest.len() - 1;
-                    // Need more bytes. Keep memory bounded by compacting.
-                    if self.consumed > 0 {
-                        self.buf.drain(..self.consumed);
-                        self.consumed = 0;
+                self.searched = i;
+                let mut end = match end {
+                    Some(e) => e,
+                    None if self.eof => rest.len(),
+                    None => return None,
+                };
+                self.searched = 0;
+                // Include the line end in `raw`.
+                for _ in 0..2 {
+                    match rest.get(end) {
+                        Some(b'\r') | Some(b'\n') => end += 1,
+                        _ => break,
                     }
-                    return None;
                 }
+                let from = self.consumed;
+                self.consumed += end;
+                let raw = &self.buf[from..from + end];
+                Some(FrameEvent::Telegram(RawTelegram {
+                    body: &raw[..bang + 1],
+                    crc: (digits > 0).then_some(crc),
+                    raw,
+                }))
+            }
+            None if rest.len() >= MAX_TELEGRAM => {
+                // Give up on this one; look for a start after its `/`.
+                self.consumed += 1;
+                self.searched = 0;
+                Some(FrameEvent::Dropped(FrameDrop::TooLong))
+            }
+            None if self.eof => {
+                self.consumed = self.buf.len();
+                self.searched = 0;
+                Some(FrameEvent::Dropped(FrameDrop::Truncated))
+            }
+            None => {
+                self.searched = rest.len() - 1;
+                // Need more bytes. Keep memory bounded by compacting.
+                if self.consumed > 0 {
+                    self.buf.drain(..self.consumed);
+                    self.consumed = 0;
+                }
+                None
             }
         }
     }
@@ -177,7 +195,9 @@ mod tests {
     use super::*;
     use alloc::vec;
 
-    fn collect(chunks: &[&[u8]]) -> Vec<Result<(Vec<u8>, Option<u16>), FrameDrop>> {
+    type Out = Result<(Vec<u8>, Option<u16>), FrameDrop>;
+
+    fn collect(chunks: &[&[u8]]) -> Vec<Out> {
         let mut f = DsmrFramer::new();
         let mut out = vec![];
         for c in chunks {
@@ -211,6 +231,20 @@ mod tests {
             collect(&chunks),
             vec![Ok((b"/X\r\n!".to_vec(), Some(0x0B9F)))]
         );
+    }
+
+    #[test]
+    fn end_of_input_completes_or_truncates() {
+        let mut f = DsmrFramer::new();
+        f.push(b"/A\r\n!");
+        assert_eq!(f.next(), None);
+        f.finish();
+        assert!(matches!(f.next(), Some(FrameEvent::Telegram(t)) if t.crc.is_none()));
+        f.push(b"/B\r\n1-0:1.8.1(");
+        assert_eq!(f.next(), None);
+        f.finish();
+        assert_eq!(f.next(), Some(FrameEvent::Dropped(FrameDrop::Truncated)));
+        assert_eq!(f.next(), None);
     }
 
     #[test]

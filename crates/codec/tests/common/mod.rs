@@ -1,0 +1,82 @@
+//! Helpers shared by the corpus tests: where the corpus is, and how a decoded value is
+//! compared with a value a publisher asserted.
+#![allow(dead_code)]
+
+use meterkast_codec::time::Civil;
+use meterkast_codec::{Decimal, Timestamp};
+use std::path::PathBuf;
+
+/// `../shared/corpus` next to the workspace.
+pub fn corpus() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+}
+
+/// Reads a manifest, or `None` (with a note) when the corpus is not checked out beside
+/// the workspace.
+pub fn manifest(dir: &str) -> Option<serde_json::Value> {
+    let p = corpus().join(dir).join("MANIFEST.json");
+    match std::fs::read(&p) {
+        Ok(b) => Some(serde_json::from_slice(&b).expect("manifest is JSON")),
+        Err(e) => {
+            eprintln!("corpus not found at {}: {e}", p.display());
+            None
+        }
+    }
+}
+
+/// Parses `2016-11-13T19:57:57+00:00` (RFC 3339 with a numeric offset or Z).
+pub fn parse_rfc3339(s: &str) -> Timestamp {
+    let b = s.as_bytes();
+    let n = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap();
+    let c = Civil {
+        year: i64::from(n(0..4)),
+        month: n(5..7),
+        day: n(8..10),
+        hour: n(11..13),
+        minute: n(14..16),
+        second: n(17..19),
+    };
+    let mut t = c.to_epoch().unwrap();
+    if b.len() > 19 && b[19] != b'Z' {
+        let off = i64::from(n(20..22)) * 3600 + i64::from(n(23..25)) * 60;
+        t -= if b[19] == b'-' { -off } else { off };
+    }
+    Timestamp(t)
+}
+
+/// Whether two decimal strings denote the same number (`"0"` equals `0.000`).
+pub fn same_number(a: &str, b: &str) -> bool {
+    fn norm(mut d: Decimal) -> Decimal {
+        while d.scale > 0 && d.mantissa % 10 == 0 {
+            d = Decimal::new(d.mantissa / 10, d.scale - 1);
+        }
+        d
+    }
+    match (Decimal::parse(a.as_bytes()), Decimal::parse(b.as_bytes())) {
+        (Some(x), Some(y)) => norm(x) == norm(y),
+        _ => false,
+    }
+}
+
+/// Compares one JSON value of our output with an asserted one: numbers numerically,
+/// strings exactly (or numerically when both are numbers), timestamps as instants.
+pub fn matches(ours: &serde_json::Value, expected: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match (ours, expected) {
+        (J::Null, J::Null) => true,
+        (J::String(o), J::String(e)) if o == e => true,
+        (J::String(o), J::String(e))
+            if o.len() >= 20
+                && e.len() >= 20
+                && o.as_bytes()[4] == b'-'
+                && e.as_bytes()[4] == b'-' =>
+        {
+            parse_rfc3339(o) == parse_rfc3339(e)
+        }
+        (J::Number(o), J::String(e)) | (J::String(e), J::Number(o)) => {
+            same_number(&o.to_string(), e)
+        }
+        (J::Number(o), J::Number(e)) => same_number(&o.to_string(), &e.to_string()),
+        _ => false,
+    }
+}

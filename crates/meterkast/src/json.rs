@@ -1,0 +1,40 @@
+//! The JSON shape of one decoded frame: what `meterkast parse` prints per line and what
+//! the API's `/api/v1/now` builds on.
+
+use meterkast_codec::{Dialect, ObjectMap, Reading, Security, Telegram, Timestamp};
+use serde::Serialize;
+
+/// One decoded frame, ready for `serde_json`.
+#[derive(Serialize)]
+pub struct FrameJson<'t, 'a> {
+    /// The detected dialect.
+    pub dialect: Dialect,
+    /// The identification line (DSMR), or null.
+    pub header: Option<&'t str>,
+    /// The electricity meter's equipment id, as sent.
+    pub meter_id: Option<&'t str>,
+    /// The telegram's own time, UTC; null when it has none.
+    pub timestamp: Option<Timestamp>,
+    /// Every object keyed by reduced OBIS id.
+    pub objects: ObjectMap<'t, 'a>,
+    /// The normalized reading.
+    pub reading: Reading,
+    /// DLMS security details (system title, frame counter, authenticated), when encrypted.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub security: Option<&'t Security>,
+}
+
+impl<'t, 'a> FrameJson<'t, 'a> {
+    /// Builds the JSON view of a telegram (computes its normalized reading).
+    pub fn new(t: &'t Telegram<'a>) -> Self {
+        FrameJson {
+            dialect: t.dialect,
+            header: t.header.as_deref(),
+            meter_id: t.meter_id(),
+            timestamp: t.timestamp,
+            objects: ObjectMap(&t.objects),
+            reading: Reading::from_telegram(t),
+            security: t.security.as_ref(),
+        }
+    }
+}
