@@ -7,8 +7,11 @@ use common::{manifest, matches, parse_rfc3339};
 use meterkast_codec::{Decoder, ObjectMap, Reading};
 use serde_json::{json, Value as J};
 
-/// Decodes a file and returns (accepted frames as JSON objects maps, rejection causes).
-fn decode(bytes: &[u8]) -> (Vec<(J, Reading, Option<String>)>, Vec<&'static str>) {
+/// One accepted frame: its objects as JSON, its reading, its own time.
+type Accepted = (J, Reading, Option<String>);
+
+/// Decodes a file and returns the accepted frames and the rejection causes.
+fn decode(bytes: &[u8]) -> (Vec<Accepted>, Vec<&'static str>) {
     let mut d = Decoder::new();
     d.push(bytes);
     // A telegram is complete at its line end; nothing more arrives.
