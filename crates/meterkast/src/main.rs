@@ -2,8 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
-mod cmd;
-mod json;
+use meterkast::cmd;
 
 /// Read a smart meter's P1 / customer port and make the data useful.
 ///
@@ -19,6 +18,8 @@ struct Cli {
 enum Command {
     /// Decode raw meter output (files or stdin) into JSON Lines.
     Parse(cmd::parse::ParseArgs),
+    /// Load raw meter captures into the database, with roll-ups.
+    Import(cmd::import::ImportArgs),
 }
 
 fn main() {
@@ -32,6 +33,7 @@ fn main() {
     };
     let result = match cli.command {
         Command::Parse(args) => cmd::parse::run(args),
+        Command::Import(args) => cmd::import::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

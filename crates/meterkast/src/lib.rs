@@ -1,0 +1,9 @@
+//! meterkast: reads a smart electricity meter's customer port and makes the data useful.
+//!
+//! The binary is a thin shell over these modules: one per subcommand (`cmd`), the
+//! store, the ingest pipeline, and the JSON shapes other tools rely on.
+
+pub mod cmd;
+pub mod json;
+pub mod pipeline;
+pub mod store;

@@ -1,0 +1,70 @@
+//! From a decoded telegram to what the store and the live outputs take.
+
+use meterkast_codec::{Reading, Telegram};
+use serde_json::json;
+
+use crate::json::FrameJson;
+use crate::store::{Incoming, Sample};
+
+/// The meter key for a telegram: its equipment id, or, for meters that send none,
+/// a stand-in named after the source.
+pub fn meter_key(t: &Telegram<'_>, source: &str) -> String {
+    match t.meter_id() {
+        Some(id) => id.to_string(),
+        None => format!("unidentified@{source}"),
+    }
+}
+
+/// The frame JSON kept as a meter's latest (`/api/v1/now`): the telegram's JSON with
+/// the meter key and the effective time.
+pub fn frame_json(t: &Telegram<'_>, meter: &str, ts: i64) -> String {
+    let frame = FrameJson::new(t);
+    let mut v = serde_json::to_value(&frame).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("meter".into(), json!(meter));
+        obj.insert(
+            "timestamp".into(),
+            json!(meterkast_codec::Timestamp(ts).to_string()),
+        );
+    }
+    v.to_string()
+}
+
+/// The telegram's time, or `received` (unix seconds) for meters that send none
+/// (DSMR 2.2 and 3.0).
+pub fn effective_time(t: &Telegram<'_>, received: i64) -> i64 {
+    t.timestamp.map_or(received, |x| x.0)
+}
+
+/// Builds the store's view of one accepted telegram. With `with_frame` the frame JSON
+/// for `/api/v1/now` is built too (bulk imports skip it: it is the costly part).
+pub fn incoming(
+    source: &str,
+    t: &Telegram<'_>,
+    raw: &[u8],
+    received: i64,
+    with_frame: bool,
+) -> Incoming {
+    let ts = effective_time(t, received);
+    let reading = Reading::from_telegram(t);
+    let sample = Sample::from_reading(ts, &reading);
+    let submeters = serde_json::Value::Array(
+        reading
+            .external
+            .iter()
+            .map(|x| json!({"channel": x.channel, "type": x.kind, "unique_id": x.unique_id, "unit": x.unit}))
+            .collect(),
+    );
+    let meter = meter_key(t, source);
+    let frame = with_frame.then(|| frame_json(t, &meter, ts));
+    Incoming {
+        source: source.to_string(),
+        meter,
+        dialect: t.dialect.as_str().to_string(),
+        ts,
+        sample,
+        submeters,
+        frame,
+        raw: raw.to_vec(),
+    }
+}

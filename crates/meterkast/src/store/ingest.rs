@@ -1,0 +1,512 @@
+//! Turning accepted readings into what the store keeps, independent of the database:
+//! meter identity, duplicate and late telegrams, sane register deltas, the chunks of
+//! full-resolution samples, and the additive roll-ups per quarter-hour, hour, day and
+//! month. A backend only has to apply the resulting [`WriteBatch`] in one transaction.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+
+use super::calendar::Step;
+use super::sample::{ChunkWriter, Sample, F, N};
+
+/// One accepted reading on its way into the store.
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    /// The source it came from (`tcp://…`), for meter-swap detection.
+    pub source: String,
+    /// The meter's equipment id (or a stand-in derived from the source).
+    pub meter: String,
+    /// The detected dialect.
+    pub dialect: String,
+    /// The telegram's time (unix seconds).
+    pub ts: i64,
+    /// The stored quantities.
+    pub sample: Sample,
+    /// The sub-meters, as JSON (`[{"channel", "type", "unique_id", "unit"}]`).
+    pub submeters: serde_json::Value,
+    /// The frame as JSON (`{"timestamp", "reading", "objects", ...}`), for `/api/v1/now`;
+    /// bulk imports leave it out and set it once per commit with
+    /// [`Ingestor::set_frame`].
+    pub frame: Option<String>,
+    /// The raw telegram text.
+    pub raw: Vec<u8>,
+}
+
+/// A meter the store knows.
+#[derive(Clone, Debug)]
+pub struct MeterRow {
+    /// Database id.
+    pub id: i64,
+    /// Equipment id.
+    pub equipment_id: String,
+    /// The last stored sample (the baseline for deltas), if any.
+    pub last: Option<Sample>,
+}
+
+/// What a new meter row holds.
+#[derive(Clone, Debug)]
+pub struct NewMeter {
+    /// Equipment id.
+    pub equipment_id: String,
+    /// Dialect when first seen.
+    pub dialect: String,
+    /// Source when first seen.
+    pub source: String,
+    /// First telegram time.
+    pub first_seen: i64,
+    /// The meter this one replaced on the same source, if any.
+    pub replaces: Option<i64>,
+}
+
+/// Additive sums of a roll-up bucket, in stored units (Wh, dm³, MJ, W·samples).
+pub const SUMS: &[&str] = &[
+    "import_wh",
+    "export_wh",
+    "import_t1_wh",
+    "import_t2_wh",
+    "import_t3_wh",
+    "import_t4_wh",
+    "export_t1_wh",
+    "export_t2_wh",
+    "export_t3_wh",
+    "export_t4_wh",
+    "gas_dm3",
+    "water_dm3",
+    "heat_mj",
+    "power_sum_w",
+    "samples",
+];
+
+/// Stored fields whose deltas are the sums above, in the same order (the first 13).
+const DELTA_FIELDS: [F; 13] = [
+    F::Import,
+    F::Export,
+    F::ImportT1,
+    F::ImportT2,
+    F::ImportT3,
+    F::ImportT4,
+    F::ExportT1,
+    F::ExportT2,
+    F::ExportT3,
+    F::ExportT4,
+    F::Gas,
+    F::Water,
+    F::Heat,
+];
+
+/// Extremes of a roll-up bucket.
+pub const EXTREMES: &[&str] = &["power_w", "voltage_l1_dv", "voltage_l2_dv", "voltage_l3_dv"];
+const EXTREME_FIELDS: [F; 4] = [F::Power, F::VoltL1, F::VoltL2, F::VoltL3];
+
+/// One bucket's contribution from a batch, merged additively into what is stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rollup {
+    /// See [`SUMS`].
+    pub sums: [i64; 15],
+    /// Minimum of each of [`EXTREMES`].
+    pub min: [Option<i64>; 4],
+    /// Maximum of each of [`EXTREMES`].
+    pub max: [Option<i64>; 4],
+}
+
+impl Rollup {
+    /// Folds another contribution into this one.
+    pub fn merge(&mut self, o: &Rollup) {
+        for (a, b) in self.sums.iter_mut().zip(o.sums) {
+            *a += b;
+        }
+        for i in 0..4 {
+            self.min[i] = opt(self.min[i], o.min[i], i64::min);
+            self.max[i] = opt(self.max[i], o.max[i], i64::max);
+        }
+    }
+}
+
+fn opt(a: Option<i64>, b: Option<i64>, f: fn(i64, i64) -> i64) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(f(a, b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// A chunk of full-resolution samples to write (insert or replace).
+#[derive(Clone, Debug)]
+pub struct ChunkRow {
+    /// Meter id.
+    pub meter: i64,
+    /// First sample's time.
+    pub start: i64,
+    /// Last sample's time.
+    pub end: i64,
+    /// Samples in it.
+    pub count: i64,
+    /// The encoded samples.
+    pub data: Vec<u8>,
+}
+
+/// The latest state of a meter to write.
+#[derive(Clone, Debug)]
+pub struct MeterUpdate {
+    /// Meter id.
+    pub meter: i64,
+    /// Last telegram time.
+    pub last_seen: i64,
+    /// Dialect.
+    pub dialect: String,
+    /// Sub-meters JSON.
+    pub submeters: String,
+    /// Latest frame JSON (unchanged when `None`).
+    pub frame: Option<String>,
+    /// Latest raw telegram.
+    pub raw: Vec<u8>,
+    /// The baseline sample for deltas after a restart (a one-sample chunk).
+    pub state: Vec<u8>,
+}
+
+/// Everything one commit writes.
+#[derive(Default, Debug)]
+pub struct WriteBatch {
+    /// Chunks to insert or replace.
+    pub chunks: Vec<ChunkRow>,
+    /// Roll-up contributions keyed by (meter, step, bucket start), with the bucket end.
+    pub rollups: Vec<((i64, Step, i64), i64, Rollup)>,
+    /// Meter state.
+    pub meters: Vec<MeterUpdate>,
+}
+
+impl WriteBatch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.rollups.is_empty() && self.meters.is_empty()
+    }
+}
+
+/// A database the ingestor can write to.
+pub trait Backend {
+    /// Every known meter with its baseline sample (at start).
+    fn load_meters(&mut self) -> Result<Vec<MeterRow>>;
+    /// Creates a meter row; returns its id.
+    fn create_meter(&mut self, m: &NewMeter) -> Result<i64>;
+    /// Applies a batch in one transaction: all or nothing.
+    fn apply(&mut self, batch: &WriteBatch) -> Result<()>;
+}
+
+/// Why a reading was not stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored.
+    Stored,
+    /// Same or older time than the last stored reading of that meter.
+    Duplicate,
+}
+
+/// A chunk closes after this many samples or this span, whichever comes first.
+const CHUNK_SAMPLES: usize = 240;
+const CHUNK_SPAN: i64 = 900;
+/// Register deltas across a gap longer than this are not spread (baseline resets).
+const MAX_GAP: i64 = 31 * 86400;
+
+struct OpenChunk {
+    start: i64,
+    end: i64,
+    writer: ChunkWriter,
+}
+
+struct Track {
+    id: i64,
+    last: Option<Sample>,
+    open: Option<OpenChunk>,
+    update: Option<MeterUpdate>,
+}
+
+/// Counters of what was refused.
+#[derive(Clone, Debug, Default)]
+pub struct IngestStats {
+    /// Readings stored.
+    pub stored: u64,
+    /// Duplicates and late readings dropped.
+    pub duplicates: u64,
+    /// Readings with a register delta refused (counter reset, absurd jump, long gap).
+    pub refused_deltas: u64,
+}
+
+/// The store-independent ingestion state machine.
+pub struct Ingestor<B: Backend> {
+    backend: B,
+    meters: HashMap<String, Track>,
+    by_source: HashMap<String, String>,
+    pending: HashMap<(i64, Step, i64), (i64, Rollup)>,
+    closed: Vec<ChunkRow>,
+    /// What happened so far.
+    pub stats: IngestStats,
+}
+
+/// The largest believable increase of a register over `dt` seconds.
+fn plausible(f: F, d: i64, dt: i64) -> bool {
+    let per_s = match f {
+        // 1 MW of electricity, in Wh per second.
+        F::Gas | F::Water => 28, // 100 m³/h in dm³ per second
+        F::Heat => 1,            // 1 MW of heat in MJ per second
+        _ => 278,
+    };
+    d >= 0 && d <= dt.max(1) * per_s + 1000
+}
+
+/// Splits `amount` over the quarter-hours of `(from, to]` in proportion to overlap,
+/// keeping the total exact. Calls `add(quarter_start, share)`.
+fn spread(from: i64, to: i64, amount: i64, mut add: impl FnMut(i64, i64)) {
+    if amount == 0 {
+        return;
+    }
+    let total = to - from;
+    if total <= 0 {
+        return add(Step::Quarter.bucket(to - 1).0, amount);
+    }
+    let mut q = Step::Quarter.bucket(from).0;
+    let mut given = 0i64;
+    while q < to {
+        let overlap_end = (q + 900).min(to);
+        let covered = overlap_end - from;
+        let share = (i128::from(amount) * i128::from(covered) / i128::from(total)) as i64 - given;
+        if share != 0 {
+            add(q, share);
+        }
+        given += share;
+        q += 900;
+    }
+}
+
+impl<B: Backend> Ingestor<B> {
+    /// Loads the known meters and their baselines from the backend.
+    pub fn new(mut backend: B) -> Result<Self> {
+        let meters = backend
+            .load_meters()?
+            .into_iter()
+            .map(|m| {
+                (
+                    m.equipment_id,
+                    Track {
+                        id: m.id,
+                        last: m.last,
+                        open: None,
+                        update: None,
+                    },
+                )
+            })
+            .collect();
+        Ok(Ingestor {
+            backend,
+            meters,
+            by_source: HashMap::new(),
+            pending: HashMap::new(),
+            closed: Vec::new(),
+            stats: IngestStats::default(),
+        })
+    }
+
+    /// The backend, for queries.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    fn add_rollup(&mut self, meter: i64, t: i64, f: impl Fn(&mut Rollup)) {
+        for step in Step::ALL {
+            let (start, end) = step.bucket(t);
+            let e = self
+                .pending
+                .entry((meter, step, start))
+                .or_insert_with(|| (end, Rollup::default()));
+            f(&mut e.1);
+        }
+    }
+
+    /// Takes one reading. Nothing is written until [`commit`](Self::commit).
+    pub fn add(&mut self, inc: Incoming) -> Result<Outcome> {
+        // A different meter on the same source: the meter was replaced.
+        let replaces = match self.by_source.insert(inc.source.clone(), inc.meter.clone()) {
+            Some(prev) if prev != inc.meter => self.meters.get(&prev).map(|t| t.id),
+            _ => None,
+        };
+        if !self.meters.contains_key(&inc.meter) {
+            let id = self.backend.create_meter(&NewMeter {
+                equipment_id: inc.meter.clone(),
+                dialect: inc.dialect.clone(),
+                source: inc.source.clone(),
+                first_seen: inc.ts,
+                replaces,
+            })?;
+            self.meters.insert(
+                inc.meter.clone(),
+                Track {
+                    id,
+                    last: None,
+                    open: None,
+                    update: None,
+                },
+            );
+        }
+        let track = self.meters.get_mut(&inc.meter).expect("just inserted");
+        let id = track.id;
+        let s = inc.sample;
+        if let Some(last) = &track.last {
+            if s.ts <= last.ts {
+                self.stats.duplicates += 1;
+                return Ok(Outcome::Duplicate);
+            }
+        }
+        // Register deltas against the baseline, spread over the quarter-hours they span.
+        let mut deltas: Vec<(usize, i64, i64, i64)> = Vec::new();
+        let mut refused = 0;
+        if let Some(prev) = &track.last {
+            for (i, f) in DELTA_FIELDS.iter().enumerate() {
+                let (Some(a), Some(b)) = (prev.get(*f), s.get(*f)) else {
+                    continue;
+                };
+                let (from, to) = match (*f, prev.get(F::GasTime), s.get(F::GasTime)) {
+                    (F::Gas, Some(pt), Some(ct)) if ct >= pt => (pt, ct),
+                    _ => (prev.ts, s.ts),
+                };
+                let d = b - a;
+                if d == 0 {
+                    continue;
+                }
+                if to - from > MAX_GAP || !plausible(*f, d, to - from) {
+                    refused += 1;
+                    continue;
+                }
+                deltas.push((i, from, to, d));
+            }
+        }
+        // Carry forward the last known value of each field as the next baseline.
+        let mut base = s.clone();
+        if let Some(prev) = &track.last {
+            for k in 0..N {
+                if base.v[k].is_none() {
+                    base.v[k] = prev.v[k];
+                }
+            }
+        }
+        // Refused deltas reset that register's baseline to the new value (done by `base`).
+        track.last = Some(base.clone());
+        // The chunk of full-resolution samples.
+        let open = track.open.get_or_insert_with(|| OpenChunk {
+            start: s.ts,
+            end: s.ts,
+            writer: ChunkWriter::new(),
+        });
+        open.writer.push(&s);
+        open.end = s.ts;
+        if open.writer.len() >= CHUNK_SAMPLES || s.ts - open.start >= CHUNK_SPAN {
+            let o = track.open.take().expect("open");
+            self.closed.push(ChunkRow {
+                meter: id,
+                start: o.start,
+                end: o.end,
+                count: o.writer.len() as i64,
+                data: o.writer.bytes().to_vec(),
+            });
+        }
+        let mut one = ChunkWriter::new();
+        one.push(&base);
+        track.update = Some(MeterUpdate {
+            meter: id,
+            last_seen: s.ts,
+            dialect: inc.dialect,
+            submeters: inc.submeters.to_string(),
+            frame: inc.frame,
+            raw: inc.raw,
+            state: one.bytes().to_vec(),
+        });
+        self.stats.refused_deltas += u64::from(refused > 0);
+        for (i, from, to, d) in deltas {
+            let mut parts = Vec::new();
+            spread(from, to, d, |q, share| parts.push((q, share)));
+            for (q, share) in parts {
+                self.add_rollup(id, q, |r| r.sums[i] += share);
+            }
+        }
+        // Instantaneous values belong to the bucket they were measured in.
+        let power = s.get(F::Power);
+        let ext: [Option<i64>; 4] = EXTREME_FIELDS.map(|f| s.get(f));
+        self.add_rollup(id, s.ts, |r| {
+            r.sums[14] += 1;
+            if let Some(p) = power {
+                r.sums[13] += p;
+            }
+            for (k, x) in ext.iter().enumerate() {
+                r.min[k] = opt(r.min[k], *x, i64::min);
+                r.max[k] = opt(r.max[k], *x, i64::max);
+            }
+        });
+        self.stats.stored += 1;
+        Ok(Outcome::Stored)
+    }
+
+    /// Sets the latest frame JSON of a meter (written at the next commit).
+    pub fn set_frame(&mut self, meter: &str, frame: String) {
+        if let Some(u) = self.meters.get_mut(meter).and_then(|t| t.update.as_mut()) {
+            u.frame = Some(frame);
+        }
+    }
+
+    /// Writes everything taken since the last commit, in one transaction.
+    pub fn commit(&mut self) -> Result<()> {
+        let mut batch = WriteBatch {
+            chunks: std::mem::take(&mut self.closed),
+            ..Default::default()
+        };
+        for t in self.meters.values_mut() {
+            if let Some(u) = t.update.take() {
+                if let Some(o) = &t.open {
+                    batch.chunks.push(ChunkRow {
+                        meter: t.id,
+                        start: o.start,
+                        end: o.end,
+                        count: o.writer.len() as i64,
+                        data: o.writer.bytes().to_vec(),
+                    });
+                }
+                batch.meters.push(u);
+            }
+        }
+        batch.rollups = self
+            .pending
+            .drain()
+            .map(|(k, (end, r))| (k, end, r))
+            .collect();
+        batch.rollups.sort_by_key(|(k, _, _)| *k);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.backend.apply(&batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_keeps_the_total_and_follows_overlap() {
+        let mut got = vec![];
+        spread(890, 910, 20, |q, s| got.push((q, s)));
+        assert_eq!(got, vec![(0, 10), (900, 10)]);
+        let mut got = vec![];
+        spread(0, 2700, 7, |q, s| got.push((q, s)));
+        assert_eq!(got.iter().map(|x| x.1).sum::<i64>(), 7);
+        assert_eq!(got.len(), 3);
+        let mut got = vec![];
+        spread(899, 900, 5, |q, s| got.push((q, s)));
+        assert_eq!(got, vec![(0, 5)]);
+    }
+
+    #[test]
+    fn plausibility() {
+        assert!(plausible(F::Import, 1, 1));
+        assert!(!plausible(F::Import, -1, 1));
+        assert!(!plausible(F::Import, 1_000_000, 10));
+        assert!(plausible(F::Import, 1_000_000, 86400));
+    }
+}

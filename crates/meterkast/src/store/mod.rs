@@ -1,0 +1,63 @@
+//! The store: full-resolution samples for a retention window and roll-ups kept
+//! forever, behind small traits so a second backend (PostgreSQL) fits beside SQLite.
+
+pub mod calendar;
+pub mod ingest;
+pub mod sample;
+pub mod sqlite;
+
+use anyhow::Result;
+
+pub use calendar::Step;
+pub use ingest::{Incoming, Ingestor, Outcome, Rollup};
+pub use sample::Sample;
+
+/// A meter as the store knows it.
+#[derive(Clone, Debug)]
+pub struct MeterInfo {
+    /// Database id.
+    pub id: i64,
+    /// Equipment id as the meter sends it.
+    pub equipment_id: String,
+    /// Last detected dialect.
+    pub dialect: String,
+    /// Where it was first seen.
+    pub source: String,
+    /// First telegram (unix seconds).
+    pub first_seen: i64,
+    /// Last telegram (unix seconds).
+    pub last_seen: i64,
+    /// The meter this one replaced.
+    pub replaces: Option<i64>,
+    /// Sub-meters JSON.
+    pub submeters: String,
+    /// Latest frame JSON.
+    pub last_frame: Option<String>,
+    /// Latest raw telegram.
+    pub last_raw: Option<Vec<u8>>,
+}
+
+/// One stored roll-up bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RollupRow {
+    /// Bucket start (unix seconds).
+    pub start: i64,
+    /// Bucket end (unix seconds, exclusive).
+    pub end: i64,
+    /// Its sums and extremes.
+    pub rollup: Rollup,
+}
+
+/// What the rest of the program may ask of a store.
+pub trait StoreRead {
+    /// Every meter.
+    fn meters(&self) -> Result<Vec<MeterInfo>>;
+    /// Stored buckets of one size with `from <= start < to`.
+    fn rollups(&self, meter: i64, step: Step, from: i64, to: i64) -> Result<Vec<RollupRow>>;
+    /// Full-resolution samples with `from <= ts < to`.
+    fn samples(&self, meter: i64, from: i64, to: i64) -> Result<Vec<Sample>>;
+    /// (full-resolution samples held, bytes the store occupies).
+    fn stored_size(&self) -> Result<(i64, i64)>;
+    /// Drops full-resolution samples older than `t`; roll-ups stay. Returns chunks removed.
+    fn delete_samples_before(&self, t: i64) -> Result<u64>;
+}

@@ -1,0 +1,303 @@
+//! The embedded SQLite store: one file, WAL mode, migrations on open.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::calendar::Step;
+use super::ingest::{Backend, MeterRow, NewMeter, Rollup, WriteBatch, EXTREMES, SUMS};
+use super::sample::{decode_chunk, Sample};
+use super::{MeterInfo, RollupRow, StoreRead};
+
+/// Schema versions, applied in order; each runs once (tracked by `user_version`).
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meters (
+    id INTEGER PRIMARY KEY,
+    equipment_id TEXT NOT NULL UNIQUE,
+    dialect TEXT NOT NULL,
+    source TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    replaces INTEGER REFERENCES meters(id),
+    submeters TEXT NOT NULL DEFAULT '[]',
+    last_frame TEXT,
+    last_raw BLOB,
+    state BLOB
+);
+CREATE TABLE chunks (
+    meter_id INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (meter_id, start)
+) WITHOUT ROWID;
+CREATE INDEX chunks_end ON chunks(end);
+CREATE TABLE rollups (
+    meter_id INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    import_wh INTEGER NOT NULL, export_wh INTEGER NOT NULL,
+    import_t1_wh INTEGER NOT NULL, import_t2_wh INTEGER NOT NULL,
+    import_t3_wh INTEGER NOT NULL, import_t4_wh INTEGER NOT NULL,
+    export_t1_wh INTEGER NOT NULL, export_t2_wh INTEGER NOT NULL,
+    export_t3_wh INTEGER NOT NULL, export_t4_wh INTEGER NOT NULL,
+    gas_dm3 INTEGER NOT NULL, water_dm3 INTEGER NOT NULL, heat_mj INTEGER NOT NULL,
+    power_sum_w INTEGER NOT NULL, samples INTEGER NOT NULL,
+    min_power_w INTEGER, max_power_w INTEGER,
+    min_voltage_l1_dv INTEGER, max_voltage_l1_dv INTEGER,
+    min_voltage_l2_dv INTEGER, max_voltage_l2_dv INTEGER,
+    min_voltage_l3_dv INTEGER, max_voltage_l3_dv INTEGER,
+    PRIMARY KEY (meter_id, step, start)
+) WITHOUT ROWID;
+"#];
+
+/// Opens (creating if needed) a database file and brings its schema up to date.
+pub fn open(path: &Path) -> Result<Connection> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+    }
+    let conn = Connection::open(path)
+        .with_context(|| format!("cannot open the database {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(0);
+    if version > MIGRATIONS.len() {
+        anyhow::bail!(
+            "{} was written by a newer meterkast (schema {version}, this build knows {}); upgrade meterkast",
+            path.display(),
+            MIGRATIONS.len()
+        );
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(m)
+            .with_context(|| format!("schema migration {} failed", i + 1))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(conn)
+}
+
+/// The writing side of the SQLite store.
+pub struct SqliteBackend {
+    conn: Connection,
+}
+
+impl SqliteBackend {
+    /// Opens the store for writing.
+    pub fn open(path: &Path) -> Result<Self> {
+        Ok(SqliteBackend { conn: open(path)? })
+    }
+}
+
+fn upsert_sql() -> String {
+    let mut cols = vec!["meter_id", "step", "start", "end"];
+    cols.extend_from_slice(SUMS);
+    let ext: Vec<String> = EXTREMES
+        .iter()
+        .flat_map(|e| [format!("min_{e}"), format!("max_{e}")])
+        .collect();
+    let all: Vec<String> = cols
+        .iter()
+        .map(|s| s.to_string())
+        .chain(ext.iter().cloned())
+        .collect();
+    let marks = vec!["?"; all.len()].join(",");
+    let mut set: Vec<String> = SUMS
+        .iter()
+        .map(|s| format!("{s} = {s} + excluded.{s}"))
+        .collect();
+    for e in EXTREMES {
+        set.push(format!(
+            "min_{e} = coalesce(min(min_{e}, excluded.min_{e}), min_{e}, excluded.min_{e})"
+        ));
+        set.push(format!(
+            "max_{e} = coalesce(max(max_{e}, excluded.max_{e}), max_{e}, excluded.max_{e})"
+        ));
+    }
+    format!(
+        "INSERT INTO rollups ({}) VALUES ({marks}) ON CONFLICT(meter_id, step, start) DO UPDATE SET {}",
+        all.join(","),
+        set.join(", ")
+    )
+}
+
+impl Backend for SqliteBackend {
+    fn load_meters(&mut self) -> Result<Vec<MeterRow>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, equipment_id, state FROM meters")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+            ))
+        })?;
+        let mut out = vec![];
+        for row in rows {
+            let (id, equipment_id, state) = row?;
+            let last = state
+                .and_then(|b| decode_chunk(&b))
+                .and_then(|mut v| v.pop());
+            out.push(MeterRow {
+                id,
+                equipment_id,
+                last,
+            });
+        }
+        Ok(out)
+    }
+
+    fn create_meter(&mut self, m: &NewMeter) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO meters (equipment_id, dialect, source, first_seen, last_seen, replaces) VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+            params![m.equipment_id, m.dialect, m.source, m.first_seen, m.replaces],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn apply(&mut self, batch: &WriteBatch) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut chunk = tx.prepare_cached("INSERT OR REPLACE INTO chunks (meter_id, start, end, n, data) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+            for c in &batch.chunks {
+                chunk.execute(params![c.meter, c.start, c.end, c.count, c.data])?;
+            }
+            let mut up = tx.prepare_cached(&upsert_sql())?;
+            for ((meter, step, start), end, r) in &batch.rollups {
+                let mut vals: Vec<Option<i64>> =
+                    vec![Some(*meter), Some(step.code()), Some(*start), Some(*end)];
+                vals.extend(r.sums.iter().map(|x| Some(*x)));
+                for i in 0..EXTREMES.len() {
+                    vals.push(r.min[i]);
+                    vals.push(r.max[i]);
+                }
+                up.execute(rusqlite::params_from_iter(vals))?;
+            }
+            let mut m = tx.prepare_cached(
+                "UPDATE meters SET last_seen = max(last_seen, ?2), dialect = ?3, submeters = ?4, last_frame = coalesce(?5, last_frame), last_raw = ?6, state = ?7 WHERE id = ?1",
+            )?;
+            for u in &batch.meters {
+                m.execute(params![
+                    u.meter,
+                    u.last_seen,
+                    u.dialect,
+                    u.submeters,
+                    u.frame,
+                    u.raw,
+                    u.state
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// The reading side of the SQLite store (a separate connection; WAL lets it read
+/// while the writer writes).
+pub struct SqliteReader {
+    conn: Connection,
+}
+
+impl SqliteReader {
+    /// Opens the store for reading.
+    pub fn open(path: &Path) -> Result<Self> {
+        Ok(SqliteReader { conn: open(path)? })
+    }
+}
+
+fn rollup_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RollupRow> {
+    let mut roll = Rollup::default();
+    for (i, s) in roll.sums.iter_mut().enumerate() {
+        *s = r.get(2 + i)?;
+    }
+    let base = 2 + SUMS.len();
+    for i in 0..EXTREMES.len() {
+        roll.min[i] = r.get(base + 2 * i)?;
+        roll.max[i] = r.get(base + 2 * i + 1)?;
+    }
+    Ok(RollupRow {
+        start: r.get(0)?,
+        end: r.get(1)?,
+        rollup: roll,
+    })
+}
+
+impl StoreRead for SqliteReader {
+    fn meters(&self) -> Result<Vec<MeterInfo>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, equipment_id, dialect, source, first_seen, last_seen, replaces, submeters, last_frame, last_raw FROM meters ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(MeterInfo {
+                id: r.get(0)?,
+                equipment_id: r.get(1)?,
+                dialect: r.get(2)?,
+                source: r.get(3)?,
+                first_seen: r.get(4)?,
+                last_seen: r.get(5)?,
+                replaces: r.get(6)?,
+                submeters: r.get(7)?,
+                last_frame: r.get(8)?,
+                last_raw: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn rollups(&self, meter: i64, step: Step, from: i64, to: i64) -> Result<Vec<RollupRow>> {
+        let ext: Vec<String> = EXTREMES
+            .iter()
+            .flat_map(|e| [format!("min_{e}"), format!("max_{e}")])
+            .collect();
+        let sql = format!(
+            "SELECT start, end, {}, {} FROM rollups WHERE meter_id = ?1 AND step = ?2 AND start >= ?3 AND start < ?4 ORDER BY start",
+            SUMS.join(","),
+            ext.join(",")
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map(params![meter, step.code(), from, to], rollup_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn samples(&self, meter: i64, from: i64, to: i64) -> Result<Vec<Sample>> {
+        let mut st = self.conn.prepare_cached("SELECT data FROM chunks WHERE meter_id = ?1 AND end >= ?2 AND start < ?3 ORDER BY start")?;
+        let mut out = vec![];
+        let mut rows = st.query(params![meter, from, to])?;
+        while let Some(r) = rows.next()? {
+            let data: Vec<u8> = r.get(0)?;
+            let samples = decode_chunk(&data).context("a stored chunk is damaged")?;
+            out.extend(samples.into_iter().filter(|s| s.ts >= from && s.ts < to));
+        }
+        Ok(out)
+    }
+
+    fn stored_size(&self) -> Result<(i64, i64)> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT coalesce(sum(n), 0) FROM chunks", [], |r| r.get(0))?;
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok((n, pages * size))
+    }
+
+    fn delete_samples_before(&self, t: i64) -> Result<u64> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM chunks WHERE end < ?1", params![t])? as u64)
+    }
+}
+
+/// Looks up a single value, for tests and tools.
+pub fn scalar(conn: &Connection, sql: &str) -> Result<Option<i64>> {
+    Ok(conn.query_row(sql, [], |r| r.get(0)).optional()?)
+}
