@@ -4,6 +4,9 @@
 //! store, the ingest pipeline, and the JSON shapes other tools rely on.
 
 pub mod cmd;
+pub mod config;
+pub mod http;
 pub mod json;
 pub mod pipeline;
+pub mod source;
 pub mod store;

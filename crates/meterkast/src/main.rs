@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Decode raw meter output (files or stdin) into JSON Lines.
     Parse(cmd::parse::ParseArgs),
+    /// Run the daemon: read meters, store everything, serve the API and dashboard.
+    Run(cmd::run::RunArgs),
     /// Load raw meter captures into the database, with roll-ups.
     Import(cmd::import::ImportArgs),
 }
@@ -34,6 +36,7 @@ fn main() {
     let result = match cli.command {
         Command::Parse(args) => cmd::parse::run(args),
         Command::Import(args) => cmd::import::run(args),
+        Command::Run(args) => cmd::run::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -191,6 +191,8 @@ pub trait Backend {
     fn create_meter(&mut self, m: &NewMeter) -> Result<i64>;
     /// Applies a batch in one transaction: all or nothing.
     fn apply(&mut self, batch: &WriteBatch) -> Result<()>;
+    /// Drops full-resolution samples older than `t` (roll-ups stay); returns chunks removed.
+    fn delete_samples_before(&mut self, t: i64) -> Result<u64>;
 }
 
 /// Why a reading was not stored.
@@ -306,9 +308,9 @@ impl<B: Backend> Ingestor<B> {
         })
     }
 
-    /// The backend, for queries.
-    pub fn backend(&self) -> &B {
-        &self.backend
+    /// The backend, for maintenance such as retention.
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
     }
 
     fn add_rollup(&mut self, meter: i64, t: i64, f: impl Fn(&mut Rollup)) {

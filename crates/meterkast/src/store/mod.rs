@@ -58,6 +58,4 @@ pub trait StoreRead {
     fn samples(&self, meter: i64, from: i64, to: i64) -> Result<Vec<Sample>>;
     /// (full-resolution samples held, bytes the store occupies).
     fn stored_size(&self) -> Result<(i64, i64)>;
-    /// Drops full-resolution samples older than `t`; roll-ups stay. Returns chunks removed.
-    fn delete_samples_before(&self, t: i64) -> Result<u64>;
 }

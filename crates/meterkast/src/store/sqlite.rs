@@ -200,6 +200,12 @@ impl Backend for SqliteBackend {
         tx.commit()?;
         Ok(())
     }
+
+    fn delete_samples_before(&mut self, t: i64) -> Result<u64> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM chunks WHERE end < ?1", params![t])? as u64)
+    }
 }
 
 /// The reading side of the SQLite store (a separate connection; WAL lets it read
@@ -288,12 +294,6 @@ impl StoreRead for SqliteReader {
         let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
         let size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
         Ok((n, pages * size))
-    }
-
-    fn delete_samples_before(&self, t: i64) -> Result<u64> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM chunks WHERE end < ?1", params![t])? as u64)
     }
 }
 

@@ -1,0 +1,94 @@
+//! The daemon's configuration: a TOML file, `MK_…` environment variables and flags,
+//! in rising order of precedence.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// One source in the configuration file: a URL, with keys given apart if preferred.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(untagged)]
+pub enum FileSource {
+    /// Just the URL.
+    Url(String),
+    /// The URL with keys beside it.
+    Table {
+        /// The source URL.
+        url: String,
+        /// Encryption key, 32 hex digits.
+        key: Option<String>,
+        /// Authentication key, 32 hex digits.
+        auth_key: Option<String>,
+    },
+}
+
+impl FileSource {
+    /// The URL with any keys added as query parameters.
+    pub fn url(&self) -> String {
+        match self {
+            FileSource::Url(u) => u.clone(),
+            FileSource::Table { url, key, auth_key } => {
+                let mut u = url.clone();
+                for (name, v) in [("key", key), ("auth_key", auth_key)] {
+                    if let Some(v) = v {
+                        u.push(if u.contains('?') { '&' } else { '?' });
+                        u.push_str(&format!("{name}={v}"));
+                    }
+                }
+                u
+            }
+        }
+    }
+}
+
+/// The configuration file (see `meterkast.example.toml`).
+#[derive(Debug, Deserialize, Default, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The database file.
+    pub db: Option<PathBuf>,
+    /// The HTTP listen address.
+    pub http: Option<String>,
+    /// Days of full-resolution readings to keep (roll-ups are kept forever).
+    pub retention_days: Option<u32>,
+    /// Sources to read.
+    #[serde(default)]
+    pub sources: Vec<FileSource>,
+}
+
+impl FileConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid meterkast config", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../meterkast.example.toml");
+        let c = FileConfig::load(&p).unwrap();
+        assert!(c.db.is_some());
+        assert!(!c.sources.is_empty());
+        for s in &c.sources {
+            crate::source::SourceSpec::parse(&s.url()).unwrap();
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<FileConfig>("dbb = 'x'").is_err());
+        let c: FileConfig = toml::from_str("sources = ['tcp://h:1', { url = 'tcp://h:2', key = '00112233445566778899AABBCCDDEEFF' }]").unwrap();
+        assert_eq!(
+            c.sources[1].url(),
+            "tcp://h:2?key=00112233445566778899AABBCCDDEEFF"
+        );
+    }
+}

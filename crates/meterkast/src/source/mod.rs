@@ -1,0 +1,567 @@
+//! Sources: where meter bytes come from. One module per kind, each a task that reads
+//! bytes, feeds them to a decoder, and sends accepted frames on. A source never stops
+//! for bad input; it logs what to do, counts, and reads on.
+
+pub mod file;
+pub mod http;
+pub mod mqtt;
+pub mod serial;
+
+pub mod tcp;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use meterkast_codec::{Decoder, Telegram};
+use tokio::sync::{mpsc, watch};
+use url::Url;
+
+/// One accepted frame from a source.
+#[derive(Debug)]
+pub struct Frame {
+    /// The source's display name.
+    pub source: Arc<str>,
+    /// When it was received (unix seconds, wall clock).
+    pub received: i64,
+    /// The decoded telegram.
+    pub telegram: Telegram<'static>,
+    /// The raw telegram (decrypted DSMR text for Smarty).
+    pub raw: Vec<u8>,
+}
+
+/// Decryption keys for one source's meter.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Keys {
+    /// The 16-byte encryption key (EK / GUEK).
+    pub key: Option<[u8; 16]>,
+    /// The 16-byte authentication key (AK / GAK).
+    pub auth_key: Option<[u8; 16]>,
+}
+
+impl std::fmt::Debug for Keys {
+    /// Keys never appear in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Keys {{ key: {}, auth_key: {} }}",
+            if self.key.is_some() { "set" } else { "none" },
+            if self.auth_key.is_some() {
+                "set"
+            } else {
+                "none"
+            }
+        )
+    }
+}
+
+/// Parses a 16-byte key written as 32 hex digits.
+pub fn parse_key(what: &str, hex: &str) -> Result<[u8; 16]> {
+    let hex = hex.trim();
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(
+            "{what} must be 32 hexadecimal digits (16 bytes), got {} characters",
+            hex.len()
+        );
+    }
+    let mut k = [0u8; 16];
+    for (i, b) in k.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("checked hex");
+    }
+    Ok(k)
+}
+
+/// Serial line settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SerialSettings {
+    /// Baud rate.
+    pub baud: u32,
+    /// Data bits (7 or 8).
+    pub data_bits: u8,
+    /// Parity: 'N', 'E' or 'O'.
+    pub parity: char,
+}
+
+impl std::fmt::Display for SerialSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}{}1", self.baud, self.data_bits, self.parity)
+    }
+}
+
+/// What kind of source, with its settings.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kind {
+    /// A serial port; `None` settings means detect them.
+    Serial {
+        /// Device path.
+        path: String,
+        /// Line settings, or detect.
+        settings: Option<SerialSettings>,
+    },
+    /// A TCP client (ser2net, P1-to-WiFi bridges).
+    Tcp {
+        /// `host:port`.
+        addr: String,
+        /// Silence after which the link is dropped and redialled.
+        timeout: Duration,
+    },
+    /// An MQTT topic carrying raw frames (raw bytes or hex text).
+    Mqtt {
+        /// Broker host.
+        host: String,
+        /// Broker port.
+        port: u16,
+        /// Topic filter.
+        topic: String,
+        /// User name, if any.
+        user: Option<String>,
+        /// Password, if any.
+        password: Option<String>,
+    },
+    /// A capture file replayed.
+    File {
+        /// Path.
+        path: String,
+        /// Replay speed factor; `None` for as fast as possible.
+        speed: Option<f64>,
+    },
+    /// A HomeWizard-style dongle polled over HTTP for its raw telegram.
+    Http {
+        /// The URL polled.
+        url: String,
+        /// Poll interval.
+        interval: Duration,
+    },
+    /// The built-in simulator.
+    Sim {
+        /// Dialect name (`dsmr5`, `be`, ...).
+        dialect: String,
+        /// Random seed.
+        seed: u64,
+        /// Telegram interval.
+        interval: Duration,
+    },
+}
+
+/// A parsed `--source` URL.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceSpec {
+    /// The display name: the URL without credentials or keys.
+    pub name: String,
+    /// What to read.
+    pub kind: Kind,
+    /// Decryption keys.
+    pub keys: Keys,
+}
+
+fn duration(v: &str) -> Result<Duration> {
+    humantime::parse_duration(v)
+        .with_context(|| format!("'{v}' is not a duration (try 1s, 500ms, 2m)"))
+}
+
+impl SourceSpec {
+    /// Parses a source URL: `serial:///dev/ttyUSB0?baud=115200`, `tcp://host:port`,
+    /// `mqtt://broker:1883/topic`, `file:///path?speed=max`, `http://dongle/api/v1/telegram`,
+    /// `sim://dsmr5?seed=1&interval=1s`; each takes `key=` and `auth_key=`.
+    pub fn parse(s: &str) -> Result<SourceSpec> {
+        let url = Url::parse(s).with_context(|| {
+            format!("'{s}' is not a source URL (examples: serial:///dev/ttyUSB0, tcp://192.168.1.20:23, sim://dsmr5)")
+        })?;
+        let mut q: HashMap<String, String> = url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let mut keys = Keys::default();
+        if let Some(k) = q.remove("key") {
+            keys.key = Some(parse_key("key", &k)?);
+        }
+        if let Some(k) = q.remove("auth_key") {
+            keys.auth_key = Some(parse_key("auth_key", &k)?);
+        }
+        let host = || url.host_str().map(str::to_string).filter(|h| !h.is_empty());
+        let kind = match url.scheme() {
+            "serial" => {
+                let path = url.path().to_string();
+                if path.is_empty() || path == "/" {
+                    bail!("serial source needs a device path: serial:///dev/ttyUSB0");
+                }
+                let settings = match q.remove("baud") {
+                    None => {
+                        if q.contains_key("parity") || q.contains_key("data_bits") {
+                            bail!("serial source: give baud= together with parity= and data_bits=, or none of them to detect");
+                        }
+                        None
+                    }
+                    Some(b) => {
+                        let baud = b
+                            .parse()
+                            .with_context(|| format!("baud={b} is not a number"))?;
+                        let data_bits = q
+                            .remove("data_bits")
+                            .map_or(Ok(8), |d| d.parse())
+                            .context("data_bits must be 7 or 8")?;
+                        if !(7..=8).contains(&data_bits) {
+                            bail!("data_bits must be 7 or 8");
+                        }
+                        let parity = match q.remove("parity").as_deref().unwrap_or("none") {
+                            "none" | "N" | "n" => 'N',
+                            "even" | "E" | "e" => 'E',
+                            "odd" | "O" | "o" => 'O',
+                            p => bail!("parity={p}: use none, even or odd"),
+                        };
+                        Some(SerialSettings {
+                            baud,
+                            data_bits,
+                            parity,
+                        })
+                    }
+                };
+                Kind::Serial { path, settings }
+            }
+            "tcp" => {
+                let h = host().context("tcp source needs a host: tcp://192.168.1.20:23")?;
+                let port = url
+                    .port()
+                    .context("tcp source needs a port: tcp://192.168.1.20:23")?;
+                let timeout = q
+                    .remove("timeout")
+                    .map_or(Ok(Duration::from_secs(30)), |t| duration(&t))?;
+                Kind::Tcp {
+                    addr: format!("{h}:{port}"),
+                    timeout,
+                }
+            }
+            "mqtt" => {
+                let h = host().context("mqtt source needs a broker: mqtt://broker:1883/topic")?;
+                let topic = url.path().trim_start_matches('/').to_string();
+                if topic.is_empty() {
+                    bail!("mqtt source needs a topic: mqtt://broker:1883/smartmeter/raw");
+                }
+                Kind::Mqtt {
+                    host: h,
+                    port: url.port().unwrap_or(1883),
+                    topic,
+                    user: (!url.username().is_empty()).then(|| url.username().to_string()),
+                    password: url.password().map(str::to_string),
+                }
+            }
+            "file" => {
+                let speed = match q.remove("speed").as_deref() {
+                    None => Some(1.0),
+                    Some("max") => None,
+                    Some(f) => {
+                        let x: f64 = f.parse().with_context(|| {
+                            format!("speed={f}: use max or a factor such as 10")
+                        })?;
+                        if !(x > 0.0 && x.is_finite()) {
+                            bail!("speed={f}: the factor must be positive");
+                        }
+                        Some(x)
+                    }
+                };
+                Kind::File {
+                    path: url.path().to_string(),
+                    speed,
+                }
+            }
+            "http" | "https" => {
+                host().context("http source needs a host: http://192.168.1.30/api/v1/telegram")?;
+                let interval = q
+                    .remove("interval")
+                    .map_or(Ok(Duration::from_secs(1)), |t| duration(&t))?;
+                let mut clean = url.clone();
+                clean.set_query(None);
+                Kind::Http {
+                    url: clean.to_string(),
+                    interval,
+                }
+            }
+            "sim" => {
+                let dialect = host().context("sim source needs a dialect: sim://dsmr5")?;
+                let seed = q
+                    .remove("seed")
+                    .map_or(Ok(1), |s| s.parse())
+                    .context("seed must be a whole number")?;
+                let interval = q
+                    .remove("interval")
+                    .map_or(Ok(Duration::from_secs(1)), |t| duration(&t))?;
+                Kind::Sim {
+                    dialect,
+                    seed,
+                    interval,
+                }
+            }
+            other => {
+                bail!("unknown source kind '{other}': use serial, tcp, mqtt, file, http or sim")
+            }
+        };
+        if let Some(k) = q.keys().next() {
+            bail!("{s}: unknown setting '{k}'");
+        }
+        let mut name = url.clone();
+        let _ = name.set_password(None);
+        let _ = name.set_username("");
+        name.set_query(None);
+        Ok(SourceSpec {
+            name: name.to_string(),
+            kind,
+            keys,
+        })
+    }
+}
+
+/// A source's health, shared with the HTTP side.
+#[derive(Debug, Default)]
+pub struct SourceStatus {
+    /// Display name.
+    pub name: String,
+    /// Whether the link is up.
+    pub connected: bool,
+    /// Frames accepted.
+    pub accepted: u64,
+    /// Frames rejected by cause.
+    pub rejected: HashMap<&'static str, u64>,
+    /// Last accepted frame (unix seconds).
+    pub last_frame: Option<i64>,
+    /// A human-readable note (serial settings found, last error).
+    pub note: String,
+}
+
+/// The shared handle to a source's status.
+pub type Status = Arc<Mutex<SourceStatus>>;
+
+/// What every source task gets.
+#[derive(Clone)]
+pub struct Ctx {
+    /// Where accepted frames go.
+    pub tx: mpsc::Sender<Frame>,
+    /// This source's status.
+    pub status: Status,
+    /// Becomes true when the program shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Ctx {
+    /// Marks the link up or down, logging changes.
+    pub fn set_connected(&self, up: bool, note: &str) {
+        let mut s = self.status.lock().expect("status lock");
+        if s.connected != up {
+            if up {
+                tracing::info!(
+                    "{}: connected{}",
+                    s.name,
+                    if note.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({note})")
+                    }
+                );
+            } else {
+                tracing::warn!("{}: {note}", s.name);
+            }
+        }
+        s.connected = up;
+        s.note = note.to_string();
+    }
+
+    /// Whether shutdown was asked for.
+    pub fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Sleeps, returning early (with `true`) when shutdown is asked for.
+    pub async fn sleep(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => self.stopping(),
+            _ = self.shutdown.changed() => true,
+        }
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A decoder bound to one source: decodes, logs and counts rejections (the first of
+/// each cause with what to do, then every hundredth), and sends frames on.
+pub struct Feeder {
+    decoder: Decoder,
+    name: Arc<str>,
+    ctx: Ctx,
+    last_time: Option<i64>,
+}
+
+fn advice(cause: &str) -> &'static str {
+    match cause {
+        "checksum" => "the line is noisy or the serial settings are wrong; check the cable and baud rate",
+        "authentication" | "key" => "check the meter's keys (key= and auth_key= on the source)",
+        "no_key" => "this meter encrypts its output: add key=<32 hex digits> to the source URL (ask your grid operator for the key)",
+        "too_long" | "truncated" => "bytes were lost on the way; check the cable or the bridge",
+        _ => "the meter sent something unexpected; if it repeats, report it with a capture",
+    }
+}
+
+impl Feeder {
+    /// A feeder for a source.
+    pub fn new(spec: &SourceSpec, ctx: Ctx) -> Feeder {
+        let _ = &spec.keys; // keys are handed to the decoder once encrypted meters are supported
+        Feeder {
+            decoder: Decoder::new(),
+            name: Arc::from(spec.name.as_str()),
+            ctx,
+            last_time: None,
+        }
+    }
+
+    /// The own time of the last accepted telegram (unix seconds), if it had one.
+    pub fn last_time(&self) -> Option<i64> {
+        self.last_time
+    }
+
+    /// Starts over after a reconnect: bytes of a half-received frame are dropped.
+    pub fn reset(&mut self) {
+        self.decoder = Decoder::new();
+    }
+
+    /// Feeds bytes; sends every accepted frame. Returns how many were accepted, or an
+    /// error when the pipeline is gone (shutting down).
+    pub async fn feed(&mut self, bytes: &[u8], end_of_message: bool) -> Result<usize> {
+        self.decoder.push(bytes);
+        if end_of_message {
+            self.decoder.finish();
+        }
+        let mut frames = Vec::new();
+        let received = now();
+        while let Some(ev) = self.decoder.next() {
+            match ev {
+                Ok(d) => {
+                    if let Some(t) = d.telegram.timestamp {
+                        self.last_time = Some(t.0);
+                    }
+                    frames.push(Frame {
+                        source: self.name.clone(),
+                        received,
+                        raw: d.raw.to_vec(),
+                        telegram: d.telegram.into_owned(),
+                    })
+                }
+                Err(r) => {
+                    let mut s = self.ctx.status.lock().expect("status lock");
+                    let n = s.rejected.entry(r.cause).or_default();
+                    *n += 1;
+                    if *n == 1 || (*n).is_multiple_of(100) {
+                        tracing::warn!(
+                            "{}: frame rejected ({} so far for this cause): {} — {}",
+                            self.name,
+                            n,
+                            r,
+                            advice(r.cause)
+                        );
+                    }
+                }
+            }
+        }
+        let n = frames.len();
+        if n > 0 {
+            let mut s = self.ctx.status.lock().expect("status lock");
+            s.accepted += n as u64;
+            s.last_frame = Some(received);
+        }
+        for f in frames {
+            self.ctx
+                .tx
+                .send(f)
+                .await
+                .map_err(|_| anyhow::anyhow!("pipeline closed"))?;
+        }
+        Ok(n)
+    }
+}
+
+/// Runs a source until shutdown.
+pub async fn run(spec: SourceSpec, ctx: Ctx) {
+    let name = spec.name.clone();
+    let res = match &spec.kind {
+        Kind::Tcp { .. } => tcp::run(&spec, ctx).await,
+        Kind::Serial { .. } => serial::run(&spec, ctx).await,
+        Kind::Mqtt { .. } => mqtt::run(&spec, ctx).await,
+        Kind::File { .. } => file::run(&spec, ctx).await,
+        Kind::Http { .. } => http::run(&spec, ctx).await,
+        Kind::Sim { .. } => Err(anyhow::anyhow!(
+            "the simulator source arrives with the simulator"
+        )),
+    };
+    if let Err(e) = res {
+        tracing::error!("{name}: stopped: {e:#}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_urls() {
+        let s =
+            SourceSpec::parse("serial:///dev/ttyUSB0?baud=115200&parity=none&data_bits=8").unwrap();
+        assert_eq!(
+            s.kind,
+            Kind::Serial {
+                path: "/dev/ttyUSB0".into(),
+                settings: Some(SerialSettings {
+                    baud: 115200,
+                    data_bits: 8,
+                    parity: 'N'
+                })
+            }
+        );
+        let s = SourceSpec::parse("tcp://192.168.1.20:23?timeout=10s").unwrap();
+        assert_eq!(
+            s.kind,
+            Kind::Tcp {
+                addr: "192.168.1.20:23".into(),
+                timeout: Duration::from_secs(10)
+            }
+        );
+        let s = SourceSpec::parse(
+            "mqtt://u:secret@broker:1884/meters/raw?key=000102030405060708090A0B0C0D0E0F",
+        )
+        .unwrap();
+        assert!(
+            !s.name.contains("secret") && !s.name.contains("0A0B"),
+            "{}",
+            s.name
+        );
+        assert_eq!(s.keys.key.unwrap()[15], 15);
+        assert_eq!(
+            SourceSpec::parse("file:///tmp/x.txt?speed=max")
+                .unwrap()
+                .kind,
+            Kind::File {
+                path: "/tmp/x.txt".into(),
+                speed: None
+            }
+        );
+        assert!(matches!(
+            SourceSpec::parse("sim://be?seed=7").unwrap().kind,
+            Kind::Sim { seed: 7, .. }
+        ));
+        for bad in [
+            "ttyUSB0",
+            "tcp://host",
+            "gopher://x",
+            "serial://",
+            "tcp://h:1?bogus=1",
+            "sim://dsmr5?key=12",
+            "file:///x?speed=-1",
+            "serial:///dev/x?parity=even",
+        ] {
+            assert!(SourceSpec::parse(bad).is_err(), "{bad}");
+        }
+        assert!(format!("{:?}", s.keys).contains("set"));
+    }
+}
