@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod json;
+mod sim;
 
 /// Read a smart meter's P1 / customer port and make the data useful.
 ///
@@ -19,6 +20,8 @@ struct Cli {
 enum Command {
     /// Decode raw meter output (files or stdin) into JSON Lines.
     Parse(cmd::parse::ParseArgs),
+    /// Write a simulated meter's output (stdout or TCP), for demos, tests and benchmarks.
+    Simulate(cmd::simulate::SimulateArgs),
 }
 
 fn main() {
@@ -32,6 +35,7 @@ fn main() {
     };
     let result = match cli.command {
         Command::Parse(args) => cmd::parse::run(args),
+        Command::Simulate(args) => cmd::simulate::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),
