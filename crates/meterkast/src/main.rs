@@ -21,6 +21,7 @@ enum Command {
     /// Decode raw meter output (files or stdin) into JSON Lines.
     Parse(cmd::parse::ParseArgs),
     /// Write a simulated meter's output (stdout or TCP), for demos, tests and benchmarks.
+    #[command(long_about = cmd::simulate::LONG_HELP)]
     Simulate(cmd::simulate::SimulateArgs),
 }
 

@@ -13,36 +13,39 @@ use meterkast_codec::Timestamp;
 
 use crate::sim::{Dialect, Simulator};
 
-/// Write a simulated smart meter's output: a household with a daily load curve.
-///
-/// The household has a night base load, a fridge and freezer cycling, a kettle, dinner
-/// on the hob, a washing machine and dishwasher, sometimes an electric car, solar panels
-/// exporting around noon (more in summer, less under clouds), three phases, gas for
-/// heating and showers, and tariff 1/2 by local time of day and weekends. The registers
-/// integrate the printed power exactly and only ever go up. The same --seed (and
-/// --start and --interval) always gives the same bytes.
-///
-/// Pacing: without --count the telegrams come in real time, one per --interval, as a
-/// meter sends them; with --count they come as fast as possible. --realtime and --fast
-/// override either way. --tcp-listen always paces in real time unless --fast is given.
-///
-/// With --tcp-listen the stream is served to every TCP client that connects, as a
-/// WiFi P1 bridge would (port 0 picks a free port; the address is printed on stderr).
-/// New clients join at the next telegram; a client that cannot keep up is dropped.
-///
-/// Dialects: dsmr5 (Iskra AM550, Dutch DSMR 5.0), dsmr4 (Kaifa, DSMR 4.2), dsmr22
-/// (Iskra MT382, DSMR 2.2, no CRC), be (Fluvius e-MUCS with capacity-tariff peaks,
-/// gas and water). smarty, evn and hdlc (encrypted DLMS, --key) are not available
-/// in this build yet.
-///
-/// Examples:
-///   meterkast simulate --dialect dsmr5                      # live, one telegram a second
-///   meterkast simulate --dialect dsmr5 | meterkast parse    # decode it as it comes
-///   meterkast simulate --dialect be --count 86400 --seed 7 --start 2026-06-21T00:00:00Z > day.txt
-///   meterkast simulate --dialect dsmr4 --interval 10s --count 8640 --fast
-///   meterkast simulate --dialect dsmr5 --tcp-listen 0.0.0.0:2000   # like a P1 WiFi bridge
+/// The long `--help` text of `meterkast simulate` (what it does, pacing, examples).
+pub const LONG_HELP: &str =
+    "Write a simulated smart meter's output: a household with a daily load curve.
+
+The household has a night base load, a fridge and freezer cycling, a kettle, dinner
+on the hob, a washing machine and dishwasher, sometimes an electric car, solar panels
+exporting around noon (more in summer, less under clouds), three phases, gas for
+heating and showers, and tariff 1/2 by local time of day and weekends. The registers
+integrate the printed power exactly and only ever go up. The same --seed (and
+--start and --interval) always gives the same bytes.
+
+Pacing: without --count the telegrams come in real time, one per --interval, as a
+meter sends them; with --count they come as fast as possible. --realtime and --fast
+override either way. --tcp-listen always paces in real time unless --fast is given.
+
+With --tcp-listen the stream is served to every TCP client that connects, as a
+WiFi P1 bridge would (port 0 picks a free port; the address is printed on stderr).
+New clients join at the next telegram; a client that cannot keep up is dropped.
+
+Dialects: dsmr5 (Iskra AM550, Dutch DSMR 5.0), dsmr4 (Kaifa, DSMR 4.2), dsmr22
+(Iskra MT382, DSMR 2.2, no CRC), be (Fluvius e-MUCS with capacity-tariff peaks,
+gas and water). smarty, evn and hdlc (encrypted DLMS, --key) are not available
+in this build yet.
+
+Examples:
+  meterkast simulate --dialect dsmr5                      # live, one telegram a second
+  meterkast simulate --dialect dsmr5 | meterkast parse    # decode it as it comes
+  meterkast simulate --dialect be --count 86400 --seed 7 --start 2026-06-21T00:00:00Z > day.txt
+  meterkast simulate --dialect dsmr4 --interval 10s --count 8640 --fast
+  meterkast simulate --dialect dsmr5 --tcp-listen 0.0.0.0:2000   # like a P1 WiFi bridge";
+
+/// The options of `meterkast simulate`; see [`LONG_HELP`].
 #[derive(Args, Debug)]
-#[command(verbatim_doc_comment)]
 pub struct SimulateArgs {
     /// Which meter to imitate.
     #[arg(long, value_enum)]
