@@ -113,6 +113,12 @@ impl Decoder {
                     dsmr::MAX_TELEGRAM
                 ),
             }),
+            FrameEvent::Dropped(FrameDrop::BadChecksumField) => Err(Rejection {
+                cause: "checksum",
+                message: String::from(
+                    "the checksum after '!' is damaged (not hex digits); dropped",
+                ),
+            }),
             FrameEvent::Dropped(FrameDrop::Truncated) => Err(Rejection {
                 cause: "truncated",
                 message: String::from("telegram cut off by the start of the next one; dropped"),

@@ -8,5 +8,6 @@ pub mod config;
 pub mod http;
 pub mod json;
 pub mod pipeline;
+pub mod sim;
 pub mod source;
 pub mod store;

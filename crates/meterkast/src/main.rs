@@ -22,6 +22,9 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Load raw meter captures into the database, with roll-ups.
     Import(cmd::import::ImportArgs),
+    /// Write a simulated meter's output (stdout or TCP), for demos, tests and benchmarks.
+    #[command(long_about = cmd::simulate::LONG_HELP)]
+    Simulate(cmd::simulate::SimulateArgs),
 }
 
 fn main() {
@@ -37,6 +40,7 @@ fn main() {
         Command::Parse(args) => cmd::parse::run(args),
         Command::Import(args) => cmd::import::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Simulate(args) => cmd::simulate::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

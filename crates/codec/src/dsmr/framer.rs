@@ -25,6 +25,8 @@ pub enum FrameDrop {
     TooLong,
     /// A telegram was cut off: a new `/` started before its `!`.
     Truncated,
+    /// The checksum after `!` is not hex digits followed by a line end.
+    BadChecksumField,
 }
 
 /// What [`DsmrFramer::next`] yields.
@@ -127,6 +129,7 @@ impl DsmrFramer {
                 let mut crc: u16 = 0;
                 let mut digits = 0;
                 let mut end = None;
+                let mut bad_crc = false;
                 for (k, &b) in rest[bang + 1..].iter().enumerate() {
                     match hex_val(b) {
                         Some(v) if digits < 4 => {
@@ -139,6 +142,9 @@ impl DsmrFramer {
                         }
                         _ => {
                             end = Some(bang + 1 + k);
+                            // Only a line end may follow a short (or absent) checksum: a
+                            // damaged checksum digit must not pass as "no checksum".
+                            bad_crc = !matches!(b, b'\r' | b'\n');
                             break;
                         }
                     }
@@ -159,6 +165,9 @@ impl DsmrFramer {
                 }
                 let from = self.consumed;
                 self.consumed += end;
+                if bad_crc {
+                    return Some(FrameEvent::Dropped(FrameDrop::BadChecksumField));
+                }
                 let raw = &self.buf[from..from + end];
                 Some(FrameEvent::Telegram(RawTelegram {
                     body: &raw[..bang + 1],
@@ -245,6 +254,14 @@ mod tests {
         f.finish();
         assert_eq!(f.next(), Some(FrameEvent::Dropped(FrameDrop::Truncated)));
         assert_eq!(f.next(), None);
+    }
+
+    #[test]
+    fn a_damaged_checksum_field_is_not_a_missing_one() {
+        let out = collect(&[b"/A\r\n!mD42\r\n/B\r\n!ED\x002\r\n/C\r\n!\r\n"]);
+        assert_eq!(out[0], Err(FrameDrop::BadChecksumField));
+        assert_eq!(out[1], Err(FrameDrop::BadChecksumField));
+        assert_eq!(out[2], Ok((b"/C\r\n!".to_vec(), None)));
     }
 
     #[test]

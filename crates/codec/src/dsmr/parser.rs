@@ -347,6 +347,9 @@ pub fn parse<'a>(raw: &RawTelegram<'a>) -> Result<Telegram<'a>, DsmrError> {
 /// Parses the bytes from `/` to `!` inclusive, without checking any checksum.
 pub fn parse_body(body: &[u8], has_crc: bool) -> Result<Telegram<'_>, DsmrError> {
     let syntax = |line, reason| DsmrError::Syntax { line, reason };
+    if body.first() != Some(&b'/') || body.last() != Some(&b'!') {
+        return Err(syntax(1, "a telegram runs from '/' to '!'"));
+    }
     let header_end = memchr::memchr2(b'\r', b'\n', body)
         .ok_or(syntax(1, "no line end after the identification line"))?;
     let header = &body[..header_end];
