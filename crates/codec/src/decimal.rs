@@ -25,45 +25,59 @@ impl Decimal {
 
     /// Parses `[+-]digits[.digits]` (at most 18 significant digits, leading zeros free).
     pub fn parse(s: &[u8]) -> Option<Decimal> {
-        let (neg, body) = match s.first() {
-            Some(b'-') => (true, &s[1..]),
-            Some(b'+') => (false, &s[1..]),
-            _ => (false, s),
-        };
-        if body.is_empty() {
-            return None;
+        match Decimal::parse_prefix(s) {
+            Some((d, used)) if used == s.len() => Some(d),
+            _ => None,
         }
+    }
+
+    /// Parses a number at the start of `s`, stopping at the first byte that cannot
+    /// continue it (the `*` before a unit). Returns the number and the bytes used.
+    pub fn parse_prefix(s: &[u8]) -> Option<(Decimal, usize)> {
+        let (neg, start) = match s.first() {
+            Some(b'-') => (true, 1),
+            Some(b'+') => (false, 1),
+            _ => (false, 0),
+        };
         let mut mantissa: i64 = 0;
         let mut scale: u8 = 0;
         let mut seen_point = false;
         let mut digits = 0u32;
         let mut significant = 0u32;
-        for &b in body {
-            match b {
-                b'0'..=b'9' => {
-                    digits += 1;
-                    if mantissa != 0 || b != b'0' {
-                        significant += 1;
-                        if significant > 18 {
-                            return None;
-                        }
-                    }
-                    mantissa = mantissa * 10 + i64::from(b - b'0');
-                    if seen_point {
-                        scale = scale.checked_add(1)?;
+        let mut used = s.len();
+        for (i, &b) in s.iter().enumerate().skip(start) {
+            if b.is_ascii_digit() {
+                digits += 1;
+                if mantissa != 0 || b != b'0' {
+                    significant += 1;
+                    if significant > 18 {
+                        return None;
                     }
                 }
-                b'.' if !seen_point => seen_point = true,
-                _ => return None,
+                mantissa = mantissa * 10 + i64::from(b - b'0');
+                if seen_point {
+                    if scale == 22 {
+                        return None;
+                    }
+                    scale += 1;
+                }
+            } else if b == b'.' && !seen_point {
+                seen_point = true;
+            } else {
+                used = i;
+                break;
             }
         }
         if digits == 0 || scale > 22 {
             return None;
         }
-        Some(Decimal {
-            mantissa: if neg { -mantissa } else { mantissa },
-            scale,
-        })
+        Some((
+            Decimal {
+                mantissa: if neg { -mantissa } else { mantissa },
+                scale,
+            },
+            used,
+        ))
     }
 
     /// The value scaled by `10^exp` (positive or negative), exactly where possible.

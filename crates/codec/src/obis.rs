@@ -33,44 +33,100 @@ impl Obis {
     /// Parses the textual form `A-B:C.D.E`, also accepting a trailing `*F` or `.F`
     /// group (`1-0:1.8.0*255`, `1-0:1.8.0.255`), as some meters print it.
     pub fn parse(s: &[u8]) -> Option<Obis> {
+        match Obis::parse_prefix(s) {
+            Some((o, used)) if used == s.len() => Some(o),
+            _ => None,
+        }
+    }
+
+    /// Parses an identifier at the start of `s`, stopping at the first byte that cannot
+    /// continue it (the `(` of a DSMR line). Returns the identifier and the bytes used.
+    pub fn parse_prefix(s: &[u8]) -> Option<(Obis, usize)> {
+        // The shape nearly every meter prints, `d-d:C.D.E`, without the general loop.
+        if let [a @ b'0'..=b'9', b'-', b @ b'0'..=b'9', b':', ..] = s {
+            let mut i = 4;
+            let c = Self::group_at(s, &mut i)?;
+            let d = if s.get(i) == Some(&b'.') {
+                i += 1;
+                Self::group_at(s, &mut i)?
+            } else {
+                return None;
+            };
+            let e = if s.get(i) == Some(&b'.') {
+                i += 1;
+                Self::group_at(s, &mut i)?
+            } else {
+                return None;
+            };
+            if matches!(s.get(i), Some(b'*' | b'.')) {
+                i += 1;
+                Self::group_at(s, &mut i)?;
+            }
+            if s.get(i)
+                .is_some_and(|x| x.is_ascii_digit() || matches!(x, b'-' | b':' | b'.' | b'*'))
+            {
+                return None;
+            }
+            return Some((Obis::new(a - b'0', b - b'0', c, d, e), i));
+        }
+        Self::parse_prefix_general(s)
+    }
+
+    /// One group of 1 to 3 digits (at most 255) at `*i`, advancing `*i`.
+    fn group_at(s: &[u8], i: &mut usize) -> Option<u8> {
+        let mut v: u32 = 0;
+        let start = *i;
+        while let Some(&b) = s.get(*i) {
+            if !b.is_ascii_digit() || *i - start == 3 {
+                break;
+            }
+            v = v * 10 + u32::from(b - b'0');
+            *i += 1;
+        }
+        if *i == start || v > 255 || s.get(*i).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(v as u8)
+    }
+
+    fn parse_prefix_general(s: &[u8]) -> Option<(Obis, usize)> {
         let mut groups = [0u8; 6];
         let mut n = 0usize;
         let mut cur: u32 = 0;
-        let mut digits = 0;
+        let mut digits = 0u32;
+        let mut used = s.len();
         for (i, &b) in s.iter().enumerate() {
-            match b {
-                b'0'..=b'9' => {
-                    cur = cur * 10 + u32::from(b - b'0');
-                    digits += 1;
-                    if cur > 255 || digits > 3 {
-                        return None;
-                    }
+            if b.is_ascii_digit() {
+                cur = cur * 10 + u32::from(b - b'0');
+                digits += 1;
+                if cur > 255 || digits > 3 {
+                    return None;
                 }
-                b'-' | b':' | b'.' | b'*' => {
-                    let expected: &[u8] = match n {
-                        0 => b"-",
-                        1 => b":",
-                        2 | 3 => b".",
-                        4 => b"*.",
-                        _ => return None,
-                    };
-                    if digits == 0 || !expected.contains(&b) || i + 1 == s.len() {
-                        return None;
-                    }
-                    groups[n] = cur as u8;
-                    n += 1;
-                    cur = 0;
-                    digits = 0;
-                }
-                _ => return None,
+                continue;
             }
+            let separator = matches!(
+                (n, b),
+                (0, b'-') | (1, b':') | (2, b'.') | (3, b'.') | (4, b'*') | (4, b'.')
+            );
+            if !separator {
+                used = i;
+                break;
+            }
+            if digits == 0 {
+                return None;
+            }
+            groups[n] = cur as u8;
+            n += 1;
+            cur = 0;
+            digits = 0;
         }
         if digits == 0 || !(n == 4 || n == 5) {
             return None;
         }
         groups[n] = cur as u8;
-        Some(Obis::new(
-            groups[0], groups[1], groups[2], groups[3], groups[4],
+        Some((
+            Obis::new(groups[0], groups[1], groups[2], groups[3], groups[4]),
+            used,
         ))
     }
 

@@ -144,8 +144,10 @@ pub fn cet_to_utc(local: &Civil, flag: Option<DstFlag>) -> Option<Timestamp> {
     let naive = local.to_epoch()?;
     let summer = naive - 7200;
     let winter = naive - 3600;
-    let summer_ok = cet_is_summer(Timestamp(summer));
-    let winter_ok = !cet_is_summer(Timestamp(winter));
+    // The switches are in March and October: the local year is the UTC year.
+    let (from, to) = (eu_switch(local.year, 3), eu_switch(local.year, 10));
+    let summer_ok = (from..to).contains(&summer);
+    let winter_ok = !(from..to).contains(&winter);
     Some(Timestamp(match (summer_ok, winter_ok, flag) {
         (true, false, _) => summer,
         (false, true, _) => winter,

@@ -84,16 +84,19 @@ fn text(b: &[u8]) -> Cow<'_, str> {
 
 /// Reads `value*unit` or `value`; `None` when the value is not a decimal number.
 fn number(g: &[u8]) -> Option<(Decimal, Option<Cow<'_, str>>)> {
-    match memchr::memchr(b'*', g) {
-        Some(star) => {
-            let unit = &g[star + 1..];
-            if unit.is_empty() || !unit.iter().all(|b| b.is_ascii_graphic()) {
-                return None;
-            }
-            Some((Decimal::parse(&g[..star])?, Some(text(unit))))
-        }
-        None => Some((Decimal::parse(g)?, None)),
+    let (d, used) = Decimal::parse_prefix(g)?;
+    if used == g.len() {
+        return Some((d, None));
     }
+    if g[used] != b'*' {
+        return None;
+    }
+    let unit = &g[used + 1..];
+    if unit.is_empty() || !unit.iter().all(u8::is_ascii_graphic) {
+        return None;
+    }
+    // ASCII graphic bytes are always valid UTF-8.
+    Some((d, core::str::from_utf8(unit).ok().map(Cow::Borrowed)))
 }
 
 fn two(d: &[u8]) -> u32 {
@@ -151,13 +154,20 @@ impl<'a> Iterator for Groups<'a> {
             self.rest = &[];
             return Some(Err("text outside parentheses"));
         }
-        match memchr::memchr(b')', self.rest) {
-            Some(close) => {
-                let g = &self.rest[1..close];
-                self.rest = &self.rest[close + 1..];
-                if memchr::memchr(b'(', g).is_some() {
-                    return Some(Err("unbalanced parentheses"));
-                }
+        // Groups are short: a plain scan beats a vectorised search here.
+        match self
+            .rest
+            .iter()
+            .skip(1)
+            .position(|&b| b == b')' || b == b'(')
+        {
+            Some(i) if self.rest[i + 1] == b'(' => {
+                self.rest = &[];
+                Some(Err("unbalanced parentheses"))
+            }
+            Some(i) => {
+                let g = &self.rest[1..i + 1];
+                self.rest = &self.rest[i + 2..];
                 Some(Ok(g))
             }
             None => {
@@ -176,16 +186,19 @@ fn group(g: &[u8]) -> Group<'_> {
     if g.is_empty() {
         return Group::Empty;
     }
-    if let Some(t) = time(g) {
-        return Group::Time(t);
+    if (g.len() == 12 || g.len() == 13) && g[0].is_ascii_digit() {
+        if let Some(t) = time(g) {
+            return Group::Time(t);
+        }
     }
     match number(g) {
-        Some((d, u)) if u.is_some() || memchr::memchr(b'.', g).is_some() => Group::Number(d, u),
+        // A bare integer without a unit may well be an identifier: keep it as text.
+        Some((d, u)) if u.is_some() || d.scale > 0 => Group::Number(d, u),
         _ => Group::Text(text(g)),
     }
 }
 
-fn log(gs: &[&[u8]]) -> Option<Value<'static>> {
+fn log<'a>(gs: &[&'a [u8]]) -> Option<Value<'a>> {
     // (count)(0-0:96.7.19)(time)(duration*s)...
     let n = Decimal::parse(gs.first()?)?.to_i64()? as usize;
     if gs.len() == 1 && n == 0 {
@@ -290,31 +303,48 @@ fn interpret<'a>(obis: Obis, body: &'a [u8]) -> Result<Value<'a>, &'static str> 
     Ok(Value::Groups(gs.into_iter().map(group).collect()))
 }
 
+/// What the dialect detection looks at, gathered in one pass over the objects.
+#[derive(Default)]
+struct Seen<'t> {
+    fluvius_version: bool,
+    smarty_id: bool,
+    smarty_messages: bool,
+    import_in_wh: bool,
+    version: Option<&'t str>,
+}
+
 fn detect(header: &str, t: &Telegram<'_>, has_crc: bool) -> Dialect {
-    let has = |a, b, c, d, e| t.objects.iter().any(|o| o.obis == Obis::new(a, b, c, d, e));
+    let mut seen = Seen::default();
+    for o in &t.objects {
+        match (o.obis.a, o.obis.b, o.obis.c, o.obis.d, o.obis.e) {
+            (0, 0, 96, 1, 4) => seen.fluvius_version = true,
+            (0, 0, 42, 0, 0) => seen.smarty_id = true,
+            (0, 0, 96, 13, 2) => seen.smarty_messages = true,
+            (1, 0, 1, 8, 0) => seen.import_in_wh = o.value.unit() == Some("Wh"),
+            (1, 3, 0, 2, 8) => seen.version = o.value.as_text(),
+            _ => {}
+        }
+    }
     let h = header.as_bytes();
     if h.starts_with(b"/ESY") {
         return Dialect::EasymeterQ3d;
     }
-    if has(0, 0, 96, 1, 4) || h.starts_with(b"/FLU") {
+    if seen.fluvius_version || h.starts_with(b"/FLU") {
         return Dialect::FluviusEmucs;
     }
-    if h.starts_with(b"/Lux") || (has(0, 0, 42, 0, 0) && has(0, 0, 96, 13, 2)) {
+    if h.starts_with(b"/Lux") || (seen.smarty_id && seen.smarty_messages) {
         return Dialect::Smarty;
     }
-    if has(0, 0, 42, 0, 0) {
+    if seen.smarty_id {
         return Dialect::EonHungary;
     }
-    if matches!(
-        t.get(Obis::new(1, 0, 1, 8, 0)).and_then(Value::unit),
-        Some("Wh")
-    ) {
+    if seen.import_in_wh {
         return Dialect::AustriaP1;
     }
     if header.contains("MIE5") {
         return Dialect::IskraIreland;
     }
-    match t.get(Obis::new(1, 3, 0, 2, 8)).and_then(Value::as_text) {
+    match seen.version {
         Some(v) if v.starts_with('5') => return Dialect::Dsmr50,
         Some("42") => return Dialect::Dsmr42,
         Some(v) if v.starts_with('4') => return Dialect::Dsmr40,
@@ -356,54 +386,59 @@ pub fn parse_body(body: &[u8], has_crc: bool) -> Result<Telegram<'_>, DsmrError>
     if header.len() < 2 {
         return Err(syntax(1, "empty identification line"));
     }
-    // Pass 1: find each object's identifier and the span of its groups, joining
-    // continuation lines that start with `(`.
-    let mut spans: Vec<(Obis, usize, usize, usize)> = Vec::with_capacity(48);
+    // One pass over the lines. An object is read when the next line shows it is
+    // complete: DSMR 2.2/3 continue the gas reading on a line starting with `(`.
+    let mut objects: Vec<Object<'_>> = Vec::with_capacity(48);
+    let mut pending: Option<(Obis, usize, usize, usize)> = None;
+    fn flush<'a>(
+        body: &'a [u8],
+        p: Option<(Obis, usize, usize, usize)>,
+        objects: &mut Vec<Object<'a>>,
+    ) -> Result<(), DsmrError> {
+        if let Some((obis, from, to, line)) = p {
+            let value = interpret(obis, &body[from..to])
+                .map_err(|reason| DsmrError::Syntax { line, reason })?;
+            objects.push(Object { obis, value });
+        }
+        Ok(())
+    }
     let mut pos = header_end;
     let mut line_no = 1;
     let end = body.len() - 1; // the `!`
     while pos < end {
         let nl = memchr::memchr(b'\n', &body[pos..end]).map_or(end, |i| pos + i);
-        let line = &body[pos..nl];
-        let line_start = pos;
+        let mut from = pos;
+        let mut to = nl;
         pos = nl + 1;
-        let line = match line {
-            [rest @ .., b'\r'] => rest,
-            l => l,
-        };
-        let trimmed = match line {
-            [b'\r', rest @ ..] => rest,
-            l => l,
-        };
-        if trimmed.is_empty() {
+        while from < to && body[from] == b'\r' {
+            from += 1;
+        }
+        while to > from && body[to - 1] == b'\r' {
+            to -= 1;
+        }
+        if from == to {
             continue;
         }
         line_no += 1;
-        if trimmed[0] == b'(' {
-            let last = spans
-                .last_mut()
+        if body[from] == b'(' {
+            let p = pending
+                .as_mut()
                 .ok_or(syntax(line_no, "value line without an object"))?;
-            last.2 = line_start + (line.len() - trimmed.len()) + trimmed.len();
+            p.2 = to;
             continue;
         }
-        let paren = memchr::memchr(b'(', trimmed)
-            .ok_or(syntax(line_no, "no '(' after the OBIS identifier"))?;
-        let obis =
-            Obis::parse(&trimmed[..paren]).ok_or(syntax(line_no, "not an OBIS identifier"))?;
-        let g0 = line_start + (line.len() - trimmed.len()) + paren;
-        spans.push((
-            obis,
-            g0,
-            line_start + (line.len() - trimmed.len()) + trimmed.len(),
-            line_no,
-        ));
+        flush(body, pending.take(), &mut objects)?;
+        let (obis, used) =
+            Obis::parse_prefix(&body[from..to]).ok_or(syntax(line_no, "not an OBIS identifier"))?;
+        if body[from + used] != b'(' && from + used < to {
+            return Err(syntax(line_no, "no '(' after the OBIS identifier"));
+        }
+        if from + used == to {
+            return Err(syntax(line_no, "no '(' after the OBIS identifier"));
+        }
+        pending = Some((obis, from + used, to, line_no));
     }
-    // Pass 2: read each object's groups.
-    let mut objects = Vec::with_capacity(spans.len());
-    for (obis, from, to, line) in spans {
-        let value = interpret(obis, &body[from..to]).map_err(|reason| syntax(line, reason))?;
-        objects.push(Object { obis, value });
-    }
+    flush(body, pending.take(), &mut objects)?;
     let header = text(header);
     let mut t = Telegram {
         dialect: Dialect::Dsmr,
