@@ -93,7 +93,7 @@ impl RunArgs {
             self.sources.clone()
         };
         if self.demo && urls.is_empty() {
-            urls.push("sim://dsmr5?seed=1".into());
+            urls.push("sim://dsmr5?seed=1&backfill=7d".into());
         }
         if urls.is_empty() {
             bail!("no source given: add --source serial:///dev/ttyUSB0 (or tcp://bridge:23, ...), a config file with sources, or try --demo");

@@ -6,6 +6,7 @@ pub mod file;
 pub mod http;
 pub mod mqtt;
 pub mod serial;
+pub mod sim;
 
 pub mod tcp;
 
@@ -141,6 +142,8 @@ pub enum Kind {
         seed: u64,
         /// Telegram interval.
         interval: Duration,
+        /// History to simulate before going live (`backfill=7d`).
+        backfill: Duration,
     },
 }
 
@@ -286,10 +289,14 @@ impl SourceSpec {
                 let interval = q
                     .remove("interval")
                     .map_or(Ok(Duration::from_secs(1)), |t| duration(&t))?;
+                let backfill = q
+                    .remove("backfill")
+                    .map_or(Ok(Duration::ZERO), |t| duration(&t))?;
                 Kind::Sim {
                     dialect,
                     seed,
                     interval,
+                    backfill,
                 }
             }
             other => {
@@ -491,9 +498,7 @@ pub async fn run(spec: SourceSpec, ctx: Ctx) {
         Kind::Mqtt { .. } => mqtt::run(&spec, ctx).await,
         Kind::File { .. } => file::run(&spec, ctx).await,
         Kind::Http { .. } => http::run(&spec, ctx).await,
-        Kind::Sim { .. } => Err(anyhow::anyhow!(
-            "the simulator source arrives with the simulator"
-        )),
+        Kind::Sim { .. } => sim::run(&spec, ctx).await,
     };
     if let Err(e) = res {
         tracing::error!("{name}: stopped: {e:#}");
