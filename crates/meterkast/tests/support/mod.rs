@@ -1,0 +1,143 @@
+//! Helpers for tests that run the real daemon: DSMR telegrams with valid CRCs, free
+//! ports, a daemon process with its own database, and plain HTTP GETs.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use meterkast_codec::crc::crc16_arc;
+use meterkast_codec::Timestamp;
+
+/// A DSMR 5 telegram for meter `id` at unix time `t` with import register `wh`.
+pub fn telegram(id: &str, t: i64, wh: i64) -> Vec<u8> {
+    let (c, off) = Timestamp(t).to_cet();
+    let flag = if off == 7200 { 'S' } else { 'W' };
+    let hex: String = id.bytes().map(|b| format!("{b:02X}")).collect();
+    let body = format!(
+        "/ISK5\\2M550T-1012\r\n\r\n1-3:0.2.8(50)\r\n0-0:1.0.0({:02}{:02}{:02}{:02}{:02}{:02}{flag})\r\n0-0:96.1.1({hex})\r\n\
+         1-0:1.8.1({:06}.{:03}*kWh)\r\n1-0:1.8.2(000000.000*kWh)\r\n1-0:2.8.1(000000.000*kWh)\r\n1-0:2.8.2(000000.000*kWh)\r\n\
+         0-0:96.14.0(0001)\r\n1-0:1.7.0(00.360*kW)\r\n1-0:2.7.0(00.000*kW)\r\n!",
+        c.year % 100,
+        c.month,
+        c.day,
+        c.hour,
+        c.minute,
+        c.second,
+        wh / 1000,
+        wh % 1000
+    );
+    let mut v = body.into_bytes();
+    v.extend_from_slice(format!("{:04X}\r\n", crc16_arc(&v)).as_bytes());
+    v
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh folder for one test.
+pub fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("meterkast-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A running `meterkast run`, killed when dropped.
+pub struct Daemon {
+    /// The process.
+    pub child: Child,
+    /// Its HTTP port.
+    pub port: u16,
+    /// Its database.
+    pub db: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `meterkast run` with a database in `dir`, the given sources and extra
+    /// environment, and waits until its HTTP side answers.
+    pub fn start(dir: &Path, sources: &[String], env: &[(&str, &str)]) -> Daemon {
+        let port = free_port();
+        let db = dir.join("meterkast.db");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_meterkast"));
+        cmd.arg("run")
+            .arg("--db")
+            .arg(&db)
+            .arg("--http")
+            .arg(format!("127.0.0.1:{port}"));
+        for s in sources {
+            cmd.arg("--source").arg(s);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let log = std::fs::File::create(dir.join(format!("daemon-{port}.log"))).unwrap();
+        let child = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let d = Daemon { child, port, db };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while get(d.port, "/healthz").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not answer /healthz"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    /// GET a path, parsed as JSON.
+    pub fn json(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&get(self.port, path).expect("an HTTP answer")).expect("JSON")
+    }
+
+    /// Stops with SIGTERM and waits.
+    pub fn stop(mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.0 GET; the body, or `None` when nothing answers.
+pub fn get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (_, body) = out.split_once("\r\n\r\n")?;
+    Some(body.to_string())
+}
+
+/// Waits until `f` holds, or fails the test after `secs`.
+pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The number of readings of the latest reading's import register, via the API.
+pub fn latest_import_kwh(d: &Daemon) -> Option<f64> {
+    d.json("/api/v1/now")
+        .get(0)?
+        .get("reading")?
+        .get("total_power_import_kwh")?
+        .as_f64()
+}
