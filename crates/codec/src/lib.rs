@@ -18,6 +18,7 @@ extern crate alloc;
 
 pub mod crc;
 pub mod decimal;
+pub mod dlms;
 pub mod dsmr;
 pub mod model;
 pub mod obis;
