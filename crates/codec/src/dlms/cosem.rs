@@ -80,7 +80,12 @@ pub fn date_time(b: &[u8]) -> Option<Timestamp> {
         minute: u32::from(b[6]),
         second: u32::from(b[7]),
     };
-    let deviation = i16::from_be_bytes([b[9], b[10]]);
+    let mut deviation = i16::from_be_bytes([b[9], b[10]]);
+    // Some Kaifa meters (Salzburg) send the standard-time deviation of Central Europe
+    // with the daylight-saving status bit set: the local time is then summer time.
+    if deviation == -60 && b[11] & 0x80 != 0 {
+        deviation = -120;
+    }
     if deviation == i16::MIN || !(-840..=840).contains(&deviation) {
         cet_to_utc(&civil, None)
     } else {
@@ -540,7 +545,13 @@ pub fn decode(apdu: &[u8], dialect: Dialect) -> Result<Telegram<'static>, DlmsEr
     if used != apdu.len() {
         return Err(DlmsError::Cosem("bytes left after the data-notification"));
     }
-    Ok(to_telegram(&n, dialect))
+    let t = to_telegram(&n, dialect);
+    if t.objects.is_empty() {
+        return Err(DlmsError::Cosem(
+            "no OBIS-coded values, and the list identifier names no known layout",
+        ));
+    }
+    Ok(t)
 }
 
 /// Builds the telegram of a parsed notification.
@@ -609,6 +620,7 @@ mod tests {
         assert!(parse_notification(&[0x0F, 0, 0, 0, 1, 0x0C, 1, 2]).is_err());
         assert!(parse_notification(&[0x0F, 0, 0, 0, 1, 0x55, 0]).is_err());
         assert!(decode(&[0x0F, 0, 0, 0, 1, 0, 0, 0], Dialect::DlmsApdu).is_err());
-        assert!(decode(&[0x0F, 0, 0, 0, 1, 0, 0], Dialect::DlmsApdu).is_ok());
+        assert!(decode(&[0x0F, 0, 0, 0, 1, 0, 0], Dialect::DlmsApdu).is_err());
+        assert!(decode(&[0x0F, 0, 0, 0, 1, 0, 2, 1, 6, 0, 0, 0, 5], Dialect::DlmsApdu).is_ok());
     }
 }

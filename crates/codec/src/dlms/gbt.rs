@@ -20,8 +20,9 @@ pub struct Block<'a> {
     pub data: &'a [u8],
 }
 
-/// Parses one block: `E0 control block-number block-number-ack length data`.
-pub fn parse_block(apdu: &[u8]) -> Result<Block<'_>, DlmsError> {
+/// Parses one block: `E0 control block-number block-number-ack length data`; returns
+/// it and the bytes it spans.
+pub fn parse_block(apdu: &[u8]) -> Result<(Block<'_>, usize), DlmsError> {
     let mut r = Reader::new(apdu);
     if r.u8()? != TAG {
         return Err(DlmsError::Syntax("not a general-block-transfer block"));
@@ -30,11 +31,14 @@ pub fn parse_block(apdu: &[u8]) -> Result<Block<'_>, DlmsError> {
     let number = u16::from_be_bytes(r.array()?);
     let _ack = r.array::<2>()?;
     let data = r.sized()?;
-    Ok(Block {
-        last: control & 0x80 != 0,
-        number,
-        data,
-    })
+    Ok((
+        Block {
+            last: control & 0x80 != 0,
+            number,
+            data,
+        },
+        r.position(),
+    ))
 }
 
 /// Writes blocks of at most `size` bytes of `apdu`, one `Vec` per block.
@@ -81,7 +85,7 @@ impl GbtAssembler {
 
     /// Adds one block APDU; returns the whole APDU when this block completes it.
     pub fn push(&mut self, apdu: &[u8]) -> Result<Option<&[u8]>, DlmsError> {
-        let b = parse_block(apdu).inspect_err(|_| self.next = None)?;
+        let (b, _) = parse_block(apdu).inspect_err(|_| self.next = None)?;
         if b.number == 1 {
             self.buf.clear();
         } else if self.next != Some(b.number) {
