@@ -13,7 +13,11 @@
 //!   to MQTT); a line must end with a line feed ([`Decoder::finish`] adds one).
 //!
 //! Anything else is noise: skipped and counted, and the search resumes at the next
-//! byte, so noise never costs the frame after it.
+//! byte, so noise never costs the frame after it. One exception keeps damaged frames
+//! from slipping through: right after noise, an APDU without framing is accepted only
+//! if it carries a GCM tag (Smarty); a plain or tagless unframed APDU must follow a
+//! frame directly (or start a hex line or the stream), because after noise it may be
+//! the inside of an M-Bus or HDLC frame whose header was damaged.
 //!
 //! A frame counter that does not increase is not a rejection: the frame is output with
 //! [`Decoded::warning`] set (cause `frame_counter`) and counted in [`Stats::warnings`].
@@ -125,10 +129,44 @@ fn from_framing<T>(f: Framing<T>, unit: Unit) -> Found {
     }
 }
 
+/// The longest ciphered APDU looked for right after noise (Smarty frames are ~700 bytes).
+const MAX_UNCLEAN_APDU: usize = 2048;
+
+/// Whether `data` starts a ciphered APDU with a GCM tag and a plausible length; `None`
+/// if it cannot tell yet.
+fn tagged_header(data: &[u8]) -> Option<bool> {
+    match data.first() {
+        Some(&cipher::GLO_TAG) | Some(&cipher::DED_TAG) => {}
+        Some(_) => return Some(false),
+        None => return None,
+    }
+    if *data.get(1)? != 8 {
+        return Some(false);
+    }
+    let first = *data.get(10)?;
+    let n = if first < 0x80 {
+        0
+    } else {
+        usize::from(first & 0x7F)
+    };
+    if n > 2 {
+        return Some(false);
+    }
+    let mut len = usize::from(first);
+    if n > 0 {
+        len = data.get(11..11 + n)?.iter().fold(0, |l, b| l << 8 | usize::from(*b));
+    }
+    let sc = *data.get(11 + n)?;
+    Some(
+        len <= MAX_UNCLEAN_APDU && (sc == 0x30 || sc == 0x31),
+    )
+}
+
 /// The extent of an APDU without framing (`eof`: no more bytes will come).
 fn unframed(data: &[u8], eof: bool) -> Found {
     let (head, apdu) = match data {
         [0xE6, 0xE7 | 0xE6, 0x00, rest @ ..] => (3, rest),
+        [0xE6] | [0xE6, 0xE7 | 0xE6] if !eof => return Found::NeedMore,
         _ => (0, data),
     };
     let res = match apdu.first() {
@@ -166,6 +204,16 @@ fn find(data: &[u8], eof: bool) -> Found {
     match found {
         Found::NeedMore if eof => Found::Corrupt(DlmsError::Truncated, data.len()),
         f => f,
+    }
+}
+
+/// How far a unit of `n` bytes moves the scanner: an HDLC frame's closing flag may
+/// be the next frame's opening flag.
+fn advance(u: Unit, n: usize) -> usize {
+    if u == Unit::Hdlc {
+        n - 1
+    } else {
+        n
     }
 }
 
@@ -215,6 +263,8 @@ pub struct Decoder {
     buf: Vec<u8>,
     pos: usize,
     line_start: bool,
+    /// No noise was skipped since the last unit: an unprotected unframed APDU may start here.
+    clean: bool,
     line: Vec<u8>,
     line_pos: usize,
     skipped: u64,
@@ -231,6 +281,7 @@ impl Default for Decoder {
             buf: Vec::new(),
             pos: 0,
             line_start: true,
+            clean: true,
             line: Vec::new(),
             line_pos: 0,
             skipped: 0,
@@ -322,10 +373,14 @@ impl Decoder {
         if n > 0 {
             let last = self.buf[self.pos + n - 1];
             // Flags between HDLC frames and line ends are not noise.
-            self.skipped += self.buf[self.pos..self.pos + n]
+            let noise = self.buf[self.pos..self.pos + n]
                 .iter()
                 .filter(|b| !matches!(b, 0x7E | b'\r' | b'\n'))
-                .count() as u64;
+                .count();
+            self.skipped += noise as u64;
+            if noise > 0 {
+                self.clean = false;
+            }
             self.pos += n;
             self.line_start = last == b'\n' || last == b'\r';
         }
@@ -335,9 +390,14 @@ impl Decoder {
     fn step(&mut self) -> Step {
         if self.line_pos < self.line.len() {
             let data = &self.line[self.line_pos..];
+            if data[0] == hdlc::FLAG && data.get(1).is_none_or(|b| *b == hdlc::FLAG) {
+                // The closing flag of the last frame, or a flag between frames.
+                self.line_pos += 1;
+                return Step::Continue;
+            }
             return match find(data, true) {
                 Found::Unit(u, n) => {
-                    self.line_pos += n;
+                    self.line_pos += advance(u, n);
                     feed(&mut self.session, &mut self.raw, u, &data[..n])
                 }
                 Found::Corrupt(e, n) => {
@@ -385,20 +445,46 @@ impl Decoder {
                     self.line_pos = 0;
                     self.pos += n;
                     self.line_start = true;
+                    self.clean = true;
                     return Step::Continue;
                 }
                 Some(Err(())) => {}
             }
         }
+        if !self.clean && matches!(b, 0x0F | 0xDB | 0xDF | 0xE6) {
+            // After noise only a tagged ciphered APDU may start here (see the module
+            // documentation).
+            return match tagged_header(data) {
+                None => Step::NeedMore,
+                Some(false) => {
+                    self.skip(1);
+                    Step::Continue
+                }
+                Some(true) => match find(data, false) {
+                    Found::Unit(u, n) => {
+                        self.pos += n;
+                        self.clean = true;
+                        feed(&mut self.session, &mut self.raw, u, &self.buf[self.pos - n..self.pos])
+                    }
+                    Found::NeedMore => Step::NeedMore,
+                    _ => {
+                        self.skip(1);
+                        Step::Continue
+                    }
+                },
+            };
+        }
         match find(data, false) {
             Found::Unit(u, n) => {
-                self.pos += n;
+                let start = self.pos;
+                self.pos += advance(u, n);
                 self.line_start = false;
-                let frame = &self.buf[self.pos - n..self.pos];
-                feed(&mut self.session, &mut self.raw, u, frame)
+                self.clean = true;
+                feed(&mut self.session, &mut self.raw, u, &self.buf[start..start + n])
             }
             Found::Corrupt(e, n) => {
                 self.pos += n;
+                self.clean = true;
                 Step::Reject(e.into())
             }
             Found::NeedMore => Step::NeedMore,

@@ -210,8 +210,17 @@ fn dsmr_raw(text: &[u8]) -> Option<RawTelegram<'_>> {
 fn proves_itself(plain: &[u8]) -> bool {
     match plain.first() {
         Some(b'/') => dsmr_raw(plain).is_some_and(|r| {
-            r.crc
-                .is_some_and(|c| crate::crc::crc16_arc(r.body) == c)
+            // The CRC must match and nothing but a line end may follow it.
+            let tail = &plain[r.body.len()..];
+            // Upper-case digits only: a flipped 0x20 bit would otherwise turn `A` into
+            // an equally valid `a`.
+            let crc_digits = tail
+                .iter()
+                .take_while(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
+                .count();
+            crc_digits == 4
+                && tail[4..].iter().all(|b| matches!(b, b'\r' | b'\n'))
+                && r.crc == Some(crate::crc::crc16_arc(r.body))
         }),
         Some(&cosem::TAG) => {
             matches!(cosem::parse_notification(plain), Ok((_, n)) if n == plain.len())
