@@ -6,7 +6,7 @@
 //!
 //! - `/` and three letters start DSMR text; from then on the stream is DSMR (P1 ports
 //!   do not change their kind) and the DSMR framer takes every byte.
-//! - `68 L L 68` starts an M-Bus long frame, `7E A…` an HDLC frame, `DB`/`DF` a ciphered
+//! - `68 L L 68` starts an M-Bus long frame, `7E A…` an HDLC frame, `DB` a ciphered
 //!   APDU (Luxembourg Smarty), `0F` a plain data-notification and `E6 E7 00` an HDLC
 //!   information field: raw binary.
 //! - A line of hex digits is one or more binary frames as text (what ESP bridges publish
@@ -136,7 +136,7 @@ const MAX_UNCLEAN_APDU: usize = 2048;
 /// if it cannot tell yet.
 fn tagged_header(data: &[u8]) -> Option<bool> {
     match data.first() {
-        Some(&cipher::GLO_TAG) | Some(&cipher::DED_TAG) => {}
+        Some(&cipher::GLO_TAG) => {}
         Some(_) => return Some(false),
         None => return None,
     }
@@ -154,12 +154,13 @@ fn tagged_header(data: &[u8]) -> Option<bool> {
     }
     let mut len = usize::from(first);
     if n > 0 {
-        len = data.get(11..11 + n)?.iter().fold(0, |l, b| l << 8 | usize::from(*b));
+        len = data
+            .get(11..11 + n)?
+            .iter()
+            .fold(0, |l, b| l << 8 | usize::from(*b));
     }
     let sc = *data.get(11 + n)?;
-    Some(
-        len <= MAX_UNCLEAN_APDU && (sc == 0x30 || sc == 0x31),
-    )
+    Some(len <= MAX_UNCLEAN_APDU && (sc == 0x30 || sc == 0x31))
 }
 
 /// The extent of an APDU without framing (`eof`: no more bytes will come).
@@ -171,7 +172,7 @@ fn unframed(data: &[u8], eof: bool) -> Found {
     };
     let res = match apdu.first() {
         Some(&cosem::TAG) => cosem::parse_notification(apdu).map(|(_, n)| n),
-        Some(&cipher::GLO_TAG) | Some(&cipher::DED_TAG) => cipher::parse(apdu).map(|(_, n)| n),
+        Some(&cipher::GLO_TAG) => cipher::parse(apdu).map(|(_, n)| n),
         Some(&gbt::TAG) if head > 0 => gbt::parse_block(apdu).map(|(_, n)| n),
         None if head > 0 && !eof => return Found::NeedMore,
         _ => return Found::NotAFrame,
@@ -198,7 +199,7 @@ fn find(data: &[u8], eof: bool) -> Found {
     let found = match data.first() {
         Some(&mbus::START) => from_framing(mbus::frame(data), Unit::Mbus),
         Some(&hdlc::FLAG) => from_framing(hdlc::frame(data), Unit::Hdlc),
-        Some(0x0F | 0xDB | 0xDF | 0xE6) => unframed(data, eof),
+        Some(0x0F | 0xDB | 0xE6) => unframed(data, eof),
         _ => Found::NotAFrame,
     };
     match found {
@@ -230,7 +231,7 @@ fn hex_line(data: &[u8]) -> Option<Result<usize, ()>> {
     for (i, &b) in data.iter().enumerate() {
         match b {
             b'\n' => {
-                return Some(if digits >= 8 && digits % 2 == 0 {
+                return Some(if digits >= 8 && digits & 1 == 0 {
                     Ok(i + 1)
                 } else {
                     Err(())
@@ -368,7 +369,23 @@ impl Decoder {
         s
     }
 
-    fn skip(&mut self, n: usize) {
+    /// Skips `n` bytes; a rejection when they were noise inside a multi-frame message
+    /// (HDLC segments carry no sequence numbers: noise there means a lost frame).
+    fn skip(&mut self, n: usize) -> Step {
+        let before = self.skipped;
+        self.skip_bytes(n);
+        if self.skipped > before && self.session.abort() {
+            return Step::Reject(Rejection {
+                cause: "truncated",
+                message: String::from(
+                    "multi-frame message interrupted by noise (a frame was lost or damaged); dropped",
+                ),
+            });
+        }
+        Step::Continue
+    }
+
+    fn skip_bytes(&mut self, n: usize) {
         let n = n.min(self.buf.len() - self.pos);
         if n > 0 {
             let last = self.buf[self.pos + n - 1];
@@ -451,26 +468,25 @@ impl Decoder {
                 Some(Err(())) => {}
             }
         }
-        if !self.clean && matches!(b, 0x0F | 0xDB | 0xDF | 0xE6) {
+        if !self.clean && matches!(b, 0x0F | 0xDB | 0xE6) {
             // After noise only a tagged ciphered APDU may start here (see the module
             // documentation).
             return match tagged_header(data) {
                 None => Step::NeedMore,
-                Some(false) => {
-                    self.skip(1);
-                    Step::Continue
-                }
+                Some(false) => self.skip(1),
                 Some(true) => match find(data, false) {
                     Found::Unit(u, n) => {
                         self.pos += n;
                         self.clean = true;
-                        feed(&mut self.session, &mut self.raw, u, &self.buf[self.pos - n..self.pos])
+                        feed(
+                            &mut self.session,
+                            &mut self.raw,
+                            u,
+                            &self.buf[self.pos - n..self.pos],
+                        )
                     }
                     Found::NeedMore => Step::NeedMore,
-                    _ => {
-                        self.skip(1);
-                        Step::Continue
-                    }
+                    _ => self.skip(1),
                 },
             };
         }
@@ -480,18 +496,22 @@ impl Decoder {
                 self.pos += advance(u, n);
                 self.line_start = false;
                 self.clean = true;
-                feed(&mut self.session, &mut self.raw, u, &self.buf[start..start + n])
+                feed(
+                    &mut self.session,
+                    &mut self.raw,
+                    u,
+                    &self.buf[start..start + n],
+                )
             }
             Found::Corrupt(e, n) => {
                 self.pos += n;
                 self.clean = true;
+                // A damaged frame inside a multi-frame message loses the whole message.
+                self.session.abort();
                 Step::Reject(e.into())
             }
             Found::NeedMore => Step::NeedMore,
-            Found::NotAFrame => {
-                self.skip(1);
-                Step::Continue
-            }
+            Found::NotAFrame => self.skip(1),
         }
     }
 

@@ -8,7 +8,10 @@ use meterkast_codec::{Decoder, Keys, Obis, Rejection, Telegram, Timestamp, Value
 use serde_json::Value as Json;
 
 fn corpus() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/corpus"
+    ))
 }
 
 fn manifest(kind: &str) -> Json {
@@ -81,7 +84,9 @@ fn iso(s: &str) -> Timestamp {
     match s.get(19..) {
         Some(off) if off.len() >= 6 => {
             let sign = if off.starts_with('-') { -1 } else { 1 };
-            let mins = i64::from(off[1..3].parse::<u32>().unwrap() * 60 + off[4..6].parse::<u32>().unwrap());
+            let mins = i64::from(
+                off[1..3].parse::<u32>().unwrap() * 60 + off[4..6].parse::<u32>().unwrap(),
+            );
             Timestamp(c.to_epoch().unwrap() - sign * mins * 60)
         }
         _ => cet_to_utc(&c, None).unwrap(),
@@ -170,7 +175,11 @@ fn check_amsreader(file: &str, t: &Telegram<'static>, asserted: &Json) {
             None => assert_eq!(want, 0.0, "{file}: {name} missing"),
         }
     }
-    let kwh: f64 = asserted["activeImportCounter_kWh"].as_str().unwrap().parse().unwrap();
+    let kwh: f64 = asserted["activeImportCounter_kWh"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     match get(t, 1, 1, 8, 0) {
         Some(v) => {
             assert_eq!(v.unit(), Some("Wh"), "{file}");
@@ -226,7 +235,11 @@ fn check_amshan(file: &str, t: &Telegram<'static>, fields: &Json) {
         if let Some((c, d)) = code {
             let v = get(t, 1, c, d, 0).unwrap_or_else(|| panic!("{file}: {name} missing"));
             let w = want.as_f64().unwrap();
-            assert!((number(v) - w).abs() < 1e-9, "{file}: {name} {} != {w}", number(v));
+            assert!(
+                (number(v) - w).abs() < 1e-9,
+                "{file}: {name} {} != {w}",
+                number(v)
+            );
             continue;
         }
         let text = |a, c, d, e| get(t, a, c, d, e).and_then(Value::as_text);
@@ -245,7 +258,11 @@ fn check_amshan(file: &str, t: &Telegram<'static>, fields: &Json) {
                 assert_eq!(text(1, 0, 2, 129), want.as_str(), "{file}: {name}")
             }
             "meter_datetime" => {
-                assert_eq!(t.timestamp, Some(iso(want.as_str().unwrap())), "{file}: {name}")
+                assert_eq!(
+                    t.timestamp,
+                    Some(iso(want.as_str().unwrap())),
+                    "{file}: {name}"
+                )
             }
             _ => {}
         }
@@ -322,9 +339,19 @@ fn every_dlms_vector_decodes_to_its_asserted_values() {
         if v["encrypted"].as_bool() == Some(true) {
             let s = t.security.as_ref().expect("security details");
             assert_eq!(s.system_title, v["system_title_hex"].as_str().unwrap());
-            let fc = u32::from_str_radix(v["frame_counter"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+            let fc = u32::from_str_radix(
+                v["frame_counter"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("0x"),
+                16,
+            )
+            .unwrap();
             assert_eq!(s.frame_counter, fc, "{file}");
-            assert!(!s.authenticated, "{file}: encryption-only frames carry no tag");
+            assert!(
+                !s.authenticated,
+                "{file}: encryption-only frames carry no tag"
+            );
         }
         // The normalized reading sees the same values.
         let r = meterkast_codec::Reading::from_telegram(t);
@@ -350,7 +377,11 @@ fn evn_reading_is_normalized() {
     assert_eq!(r.active_voltage_l1_v, Some(237.3));
     assert_eq!(r.active_current_l3_a, Some(2.92));
     assert_eq!(r.active_power_factor, Some(0.991));
-    assert_eq!(out.raws[0].len(), 282, "both M-Bus segments are the raw frame");
+    assert_eq!(
+        out.raws[0].len(),
+        282,
+        "both M-Bus segments are the raw frame"
+    );
 }
 
 fn dsmr_vectors() -> Vec<Json> {
@@ -400,16 +431,26 @@ fn encrypted_dsmr_vectors_decode_like_their_plaintext() {
         assert_eq!(out.telegrams.len(), 1, "{file}");
         let t = &out.telegrams[0];
         let p = &plaintext.telegrams[0];
-        assert_eq!(t.objects, p.objects, "{file}: same objects as the plaintext");
+        assert_eq!(
+            t.objects, p.objects,
+            "{file}: same objects as the plaintext"
+        );
         assert_eq!(t.header, p.header, "{file}");
         assert_eq!(t.timestamp, p.timestamp, "{file}");
-        assert_eq!(out.raws[0], plaintext.raws[0], "{file}: raw is the decrypted text");
+        assert_eq!(
+            out.raws[0], plaintext.raws[0],
+            "{file}: raw is the decrypted text"
+        );
         assert_eq!(
             meterkast_codec::Reading::from_telegram(t),
             meterkast_codec::Reading::from_telegram(p)
         );
         let s = t.security.as_ref().unwrap();
-        assert_eq!(s.system_title, enc["system_title_hex"].as_str().unwrap(), "{file}");
+        assert_eq!(
+            s.system_title,
+            enc["system_title_hex"].as_str().unwrap(),
+            "{file}"
+        );
         assert_eq!(s.security_control, 0x30);
         assert_eq!(s.authenticated, !tag_fails, "{file}");
         if tag_fails {
@@ -425,14 +466,20 @@ fn encrypted_dsmr_vectors_decode_like_their_plaintext() {
                 },
                 &bin,
             );
-            assert!(out.telegrams[0].security.as_ref().unwrap().authenticated, "{file}");
+            assert!(
+                out.telegrams[0].security.as_ref().unwrap().authenticated,
+                "{file}"
+            );
         }
     }
 }
 
 fn nexxtlab() -> (Vec<u8>, Keys) {
     let bin = std::fs::read(corpus().join("dsmr/smarty_nexxtlab_encrypted.bin")).unwrap();
-    (bin, Keys::from_hex(Some("D491470F47126332B07D1923B3504188"), None).unwrap())
+    (
+        bin,
+        Keys::from_hex(Some("D491470F47126332B07D1923B3504188"), None).unwrap(),
+    )
 }
 
 #[test]
@@ -458,7 +505,10 @@ fn wrong_or_missing_keys_are_explained_without_revealing_keys() {
 
     // EVN, encryption only: a wrong key decrypts to garbage.
     let text = std::fs::read(corpus().join("dlms/at_evn_noe_doc_kaifa_mbus.hex")).unwrap();
-    let out = decode(Keys::from_hex(Some("36C66639E48A8CA4D6BC8B282A793BBC"), None).unwrap(), &text);
+    let out = decode(
+        Keys::from_hex(Some("36C66639E48A8CA4D6BC8B282A793BBC"), None).unwrap(),
+        &text,
+    );
     assert!(out.telegrams.is_empty());
     assert_eq!(out.rejections[0].cause, "key");
     assert!(out.rejections[0].message.contains("KFM6750000009"));
@@ -508,6 +558,11 @@ fn noise_and_any_chunking_lose_no_frame() {
         let mut d = Decoder::new();
         let chunks: Vec<&[u8]> = stream.chunks(chunk).collect();
         let out = run(&mut d, &chunks);
-        assert_eq!(out.telegrams.len(), expected, "chunk {chunk}: {:?}", out.rejections);
+        assert_eq!(
+            out.telegrams.len(),
+            expected,
+            "chunk {chunk}: {:?}",
+            out.rejections
+        );
     }
 }

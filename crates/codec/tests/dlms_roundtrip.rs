@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use meterkast_codec::crc::crc16_arc;
 use meterkast_codec::dlms::encode::{self, Encoder, Layout};
-use meterkast_codec::{Decimal, Decoder, Keys, Object, Obis, Telegram, Timestamp, Value};
+use meterkast_codec::{Decimal, Decoder, Keys, Obis, Object, Telegram, Timestamp, Value};
 use proptest::prelude::*;
 
 const KEY: [u8; 16] = [0x36; 16];

@@ -374,7 +374,7 @@ mod tests {
         );
         assert!(parse(&[9, 0x88, 1, 2, 3, 4, 5, 6, 7, 8]).is_err());
         // Deep nesting is refused, not recursed into.
-        let deep = vec![2u8, 1].repeat(1000);
+        let deep = [2u8, 1].repeat(1000);
         assert!(parse(&deep).is_err());
     }
 }

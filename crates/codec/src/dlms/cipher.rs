@@ -1,5 +1,4 @@
-//! General-glo-ciphering (tag 0xDB) and general-ded-ciphering (0xDF) with security
-//! suite 0/1: AES-128-GCM with a 12-byte tag (RustCrypto `aes-gcm`).
+//! General-glo-ciphering (tag 0xDB) with security suite 0/1: AES-128-GCM with a 12-byte tag (RustCrypto `aes-gcm`).
 //!
 //! Layout: `DB 08 <system title> <length> <security control> <frame counter (4)>
 //! <ciphertext> [<tag (12)>]`. The IV is system title ‖ frame counter. With security
@@ -22,14 +21,11 @@ use super::{DlmsError, MAX_APDU};
 /// The authentication key every Luxembourg Smarty meter uses (Luxmetering), tried when
 /// the user gives none.
 pub const LUXEMBOURG_AUTHENTICATION_KEY: [u8; 16] = [
-    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xAA, 0xBB, 0xCC, 0xDD, 0xEE,
-    0xFF,
+    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xAA, 0xBB, 0xCC, 0xDD, 0xEE, 0xFF,
 ];
 
 /// The APDU tag of general-glo-ciphering.
 pub const GLO_TAG: u8 = 0xDB;
-/// The APDU tag of general-ded-ciphering (same layout).
-pub const DED_TAG: u8 = 0xDF;
 /// The length of the GCM tag DLMS uses.
 pub const TAG_LEN: usize = 12;
 
@@ -60,7 +56,10 @@ impl fmt::Debug for Keys {
 impl Keys {
     /// Keys from hex text (32 hex digits each, spaces and a `0x` prefix allowed).
     /// Errors never repeat the key.
-    pub fn from_hex(encryption: Option<&str>, authentication: Option<&str>) -> Result<Keys, DlmsError> {
+    pub fn from_hex(
+        encryption: Option<&str>,
+        authentication: Option<&str>,
+    ) -> Result<Keys, DlmsError> {
         Ok(Keys {
             encryption: encryption.map(parse_key).transpose()?,
             authentication: authentication.map(parse_key).transpose()?,
@@ -71,7 +70,10 @@ impl Keys {
 /// Parses one AES-128 key from hex.
 pub fn parse_key(s: &str) -> Result<[u8; 16], DlmsError> {
     let s = s.trim();
-    let s = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    let s = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
     let mut key = [0u8; 16];
     let mut n = 0usize;
     let mut hi: Option<u8> = None;
@@ -85,7 +87,9 @@ pub fn parse_key(s: &str) -> Result<[u8; 16], DlmsError> {
             None => hi = Some(d),
             Some(h) => {
                 if n == 16 {
-                    return Err(DlmsError::Key("a key must be 32 hex digits (16 bytes) long"));
+                    return Err(DlmsError::Key(
+                        "a key must be 32 hex digits (16 bytes) long",
+                    ));
                 }
                 key[n] = h << 4 | d;
                 n += 1;
@@ -93,7 +97,9 @@ pub fn parse_key(s: &str) -> Result<[u8; 16], DlmsError> {
         }
     }
     if n != 16 || hi.is_some() {
-        return Err(DlmsError::Key("a key must be 32 hex digits (16 bytes) long"));
+        return Err(DlmsError::Key(
+            "a key must be 32 hex digits (16 bytes) long",
+        ));
     }
     Ok(key)
 }
@@ -113,12 +119,14 @@ pub struct Ciphered<'a> {
     pub tag: Option<&'a [u8; TAG_LEN]>,
 }
 
-/// Parses a general-glo/ded-ciphering APDU at the start of `apdu`; returns it and the
+/// Parses a general-glo-ciphering APDU at the start of `apdu`; returns it and the
 /// number of bytes it spans.
 pub fn parse(apdu: &[u8]) -> Result<(Ciphered<'_>, usize), DlmsError> {
     let mut r = Reader::new(apdu);
     let t = r.u8()?;
-    if t != GLO_TAG && t != DED_TAG {
+    // General-ded-ciphering (0xDF) uses a dedicated key no push meter has; decrypting
+    // it with the global key would let a flipped bit in the tag byte through.
+    if t != GLO_TAG {
         return Err(DlmsError::Syntax("not a general-glo-ciphering APDU"));
     }
     let st = r.sized()?;
@@ -140,7 +148,9 @@ pub fn parse(apdu: &[u8]) -> Result<(Ciphered<'_>, usize), DlmsError> {
         ));
     }
     if sc & SC_ENCRYPTED == 0 {
-        return Err(DlmsError::Unsupported("authenticated-only (unencrypted) APDUs"));
+        return Err(DlmsError::Unsupported(
+            "authenticated-only (unencrypted) APDUs",
+        ));
     }
     let Some((fc, rest)) = rest.split_first_chunk::<4>() else {
         return Err(DlmsError::Truncated);
@@ -297,7 +307,14 @@ mod tests {
         let st = *b"SAGxxxxx";
         for ak in [Some(&[9u8; 16]), None] {
             let mut apdu = vec![];
-            c.seal(&st, 42, 0x00, ak, b"hello world, this is longer than a block", &mut apdu);
+            c.seal(
+                &st,
+                42,
+                0x00,
+                ak,
+                b"hello world, this is longer than a block",
+                &mut apdu,
+            );
             let (p, n) = parse(&apdu).unwrap();
             assert_eq!(n, apdu.len());
             assert_eq!(p.frame_counter, 42);
@@ -309,8 +326,8 @@ mod tests {
                 }
                 None => c.decrypt_unverified(&p, &mut out),
             }
-            if ak.is_some() {
-                assert!(c.decrypt_verified(&p, ak.unwrap(), &mut out));
+            if let Some(ak) = ak {
+                assert!(c.decrypt_verified(&p, ak, &mut out));
             }
             assert_eq!(out, b"hello world, this is longer than a block");
             // The counter-mode path agrees with the verified one.
@@ -321,14 +338,28 @@ mod tests {
 
     #[test]
     fn parses_keys_without_echoing_them() {
-        assert_eq!(parse_key("00112233445566778899AABBCCDDEEFF"), Ok(LUXEMBOURG_AUTHENTICATION_KEY));
-        assert_eq!(parse_key("0x00 11 22 33 44 55 66 77 88 99 aa bb cc dd ee ff"), Ok(LUXEMBOURG_AUTHENTICATION_KEY));
-        for bad in ["", "0011", "00112233445566778899AABBCCDDEEFF00", "zz112233445566778899AABBCCDDEEFF"] {
+        assert_eq!(
+            parse_key("00112233445566778899AABBCCDDEEFF"),
+            Ok(LUXEMBOURG_AUTHENTICATION_KEY)
+        );
+        assert_eq!(
+            parse_key("0x00 11 22 33 44 55 66 77 88 99 aa bb cc dd ee ff"),
+            Ok(LUXEMBOURG_AUTHENTICATION_KEY)
+        );
+        for bad in [
+            "",
+            "0011",
+            "00112233445566778899AABBCCDDEEFF00",
+            "zz112233445566778899AABBCCDDEEFF",
+        ] {
             let e = parse_key(bad).unwrap_err();
             assert_eq!(e.cause(), "key");
             assert!(!alloc::format!("{e}").contains("0011"));
         }
-        let k = Keys { encryption: Some([0xAB; 16]), authentication: None };
+        let k = Keys {
+            encryption: Some([0xAB; 16]),
+            authentication: None,
+        };
         assert!(!alloc::format!("{k:?}").contains("AB"));
         assert!(!alloc::format!("{k:?}").contains("171"));
     }
@@ -337,7 +368,9 @@ mod tests {
     fn rejects_malformed_headers() {
         assert!(parse(&[]).is_err());
         assert!(parse(&[0xDB, 8, 1, 2, 3]).is_err());
-        let mut a = vec![0xDB, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0x84, 0xFF, 0xFF, 0xFF, 0xFF, 0x30];
+        let mut a = vec![
+            0xDB, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0x84, 0xFF, 0xFF, 0xFF, 0xFF, 0x30,
+        ];
         assert_eq!(parse(&a), Err(DlmsError::TooLong));
         a.truncate(10);
         a.extend_from_slice(&[5, 0x30, 0, 0, 0, 1]);

@@ -102,8 +102,18 @@ pub fn write_date_time(t: Timestamp) -> [u8; 12] {
     let dev = (-(offset / 60) as i16).to_be_bytes();
     let status = if offset == 7200 { 0x80 } else { 0x00 };
     [
-        y[0], y[1], c.month as u8, c.day as u8, weekday, c.hour as u8, c.minute as u8,
-        c.second as u8, 0x00, dev[0], dev[1], status,
+        y[0],
+        y[1],
+        c.month as u8,
+        c.day as u8,
+        weekday,
+        c.hour as u8,
+        c.minute as u8,
+        c.second as u8,
+        0x00,
+        dev[0],
+        dev[1],
+        status,
     ]
 }
 
@@ -402,7 +412,7 @@ fn implied_scaler_unit(o: Obis, p: &Profile) -> Option<ScalerUnit> {
         (31 | 51 | 71 | 91, 7) => (p.current, 33),
         (32 | 52 | 72, 7) => (p.voltage, 35),
         (1 | 2, 8) => (p.energy, 30),
-        (3 | 4 | 5 | 6 | 7 | 8, 8) => (p.energy, 32),
+        (3..=8, 8) => (p.energy, 32),
         _ => return None,
     })
 }
@@ -427,7 +437,15 @@ fn pow10_f64(e: i8) -> f64 {
 }
 
 fn is_clock(o: Option<Obis>) -> bool {
-    matches!(o, Some(Obis { c: 1, d: 0, e: 0, .. }))
+    matches!(
+        o,
+        Some(Obis {
+            c: 1,
+            d: 0,
+            e: 0,
+            ..
+        })
+    )
 }
 
 /// Converts one A-XDR value, applying a scaler-unit exactly.
@@ -499,7 +517,17 @@ pub fn objects(body: &Data<'_>) -> Vec<Object<'static>> {
     // The list identifier: the value of `x-x:0.2.129`, or a leading positional string.
     let list_id = items
         .iter()
-        .find(|i| matches!(i.obis, Some(Obis { c: 0, d: 2, e: 129, .. })))
+        .find(|i| {
+            matches!(
+                i.obis,
+                Some(Obis {
+                    c: 0,
+                    d: 2,
+                    e: 129,
+                    ..
+                })
+            )
+        })
         .or_else(|| items.first().filter(|i| i.obis.is_none()))
         .and_then(|i| string_bytes(i.data));
     let mut profile = profile_of(list_id);
@@ -581,14 +609,23 @@ mod tests {
     fn date_times() {
         // 2021-07-19 15:46:35, deviation -120 (CEST).
         let b = [0x07, 0xE5, 7, 19, 1, 15, 46, 35, 0, 0xFF, 0x88, 0x80];
-        assert_eq!(alloc::format!("{}", date_time(&b).unwrap()), "2021-07-19T13:46:35Z");
+        assert_eq!(
+            alloc::format!("{}", date_time(&b).unwrap()),
+            "2021-07-19T13:46:35Z"
+        );
         // Unspecified deviation: Central European time.
         let b = [0x07, 0xE3, 2, 4, 1, 23, 52, 22, 0xFF, 0x80, 0x00, 0x00];
-        assert_eq!(alloc::format!("{}", date_time(&b).unwrap()), "2019-02-04T22:52:22Z");
+        assert_eq!(
+            alloc::format!("{}", date_time(&b).unwrap()),
+            "2019-02-04T22:52:22Z"
+        );
         assert_eq!(date_time(&[0xFF; 12]), None);
         assert_eq!(date_time(&[0; 5]), None);
         for t in [0i64, 1_600_000_000, 1_700_000_000, 1_750_000_000] {
-            assert_eq!(date_time(&write_date_time(Timestamp(t))), Some(Timestamp(t)));
+            assert_eq!(
+                date_time(&write_date_time(Timestamp(t))),
+                Some(Timestamp(t))
+            );
         }
     }
 
@@ -608,9 +645,15 @@ mod tests {
         ]);
         let o = objects(&v);
         assert_eq!(o.len(), 3);
-        assert_eq!(o[0].value.number(), Some((Decimal::new(2337, 1), Some("V"))));
+        assert_eq!(
+            o[0].value.number(),
+            Some((Decimal::new(2337, 1), Some("V")))
+        );
         assert_eq!(o[1].value.as_text(), Some("1KFM"));
-        assert_eq!(o[2].value.number(), Some((Decimal::new(7000, 0), Some("Wh"))));
+        assert_eq!(
+            o[2].value.number(),
+            Some((Decimal::new(7000, 0), Some("Wh")))
+        );
     }
 
     #[test]
@@ -621,6 +664,10 @@ mod tests {
         assert!(parse_notification(&[0x0F, 0, 0, 0, 1, 0x55, 0]).is_err());
         assert!(decode(&[0x0F, 0, 0, 0, 1, 0, 0, 0], Dialect::DlmsApdu).is_err());
         assert!(decode(&[0x0F, 0, 0, 0, 1, 0, 0], Dialect::DlmsApdu).is_err());
-        assert!(decode(&[0x0F, 0, 0, 0, 1, 0, 2, 1, 6, 0, 0, 0, 5], Dialect::DlmsApdu).is_ok());
+        assert!(decode(
+            &[0x0F, 0, 0, 0, 1, 0, 2, 1, 6, 0, 0, 0, 5],
+            Dialect::DlmsApdu
+        )
+        .is_ok());
     }
 }

@@ -38,7 +38,9 @@ fn data_of<'a>(v: &'a Value<'_>, clock: &'a mut [u8; 12]) -> Option<(Data<'a>, O
     };
     Some(match v {
         Value::Empty => (Data::Null, None),
-        Value::Number { value, unit } => (Data::Int(value.mantissa), su(value.scale, unit.as_deref())),
+        Value::Number { value, unit } => {
+            (Data::Int(value.mantissa), su(value.scale, unit.as_deref()))
+        }
         Value::Float { value, unit } => (Data::Float64(*value), su(0, unit.as_deref())),
         Value::Bool(b) => (Data::Bool(*b), None),
         Value::Text(t) => (Data::VisibleString(t.as_bytes()), None),
@@ -52,7 +54,12 @@ fn data_of<'a>(v: &'a Value<'_>, clock: &'a mut [u8; 12]) -> Option<(Data<'a>, O
 
 /// Builds a data-notification APDU carrying `objects` (numbers with their scale as
 /// scaler and their unit, texts as visible-strings, times as date-time octet-strings).
-pub fn notification(invoke_id: u32, time: Option<Timestamp>, objects: &[Object<'_>], layout: Layout) -> Vec<u8> {
+pub fn notification(
+    invoke_id: u32,
+    time: Option<Timestamp>,
+    objects: &[Object<'_>],
+    layout: Layout,
+) -> Vec<u8> {
     let names: Vec<[u8; 6]> = objects.iter().map(logical_name).collect();
     let mut clocks: Vec<[u8; 12]> = alloc::vec![[0u8; 12]; objects.len()];
     let mut flat = Vec::new();
@@ -99,7 +106,12 @@ pub struct Encoder {
 impl Encoder {
     /// A sender with an encryption key and authentication key (`None`: the Luxembourg
     /// default).
-    pub fn new(encryption: &[u8; 16], authentication: Option<&[u8; 16]>, system_title: [u8; 8], frame_counter: u32) -> Self {
+    pub fn new(
+        encryption: &[u8; 16],
+        authentication: Option<&[u8; 16]>,
+        system_title: [u8; 8],
+        frame_counter: u32,
+    ) -> Self {
         Encoder {
             cipher: Cipher::new(encryption),
             authentication: *authentication.unwrap_or(&LUXEMBOURG_AUTHENTICATION_KEY),
@@ -117,7 +129,14 @@ impl Encoder {
         } else {
             (SC_ENCRYPTED, None)
         };
-        self.cipher.seal(&self.system_title, self.frame_counter, sc, ak, plaintext, &mut out);
+        self.cipher.seal(
+            &self.system_title,
+            self.frame_counter,
+            sc,
+            ak,
+            plaintext,
+            &mut out,
+        );
         self.frame_counter = self.frame_counter.wrapping_add(1);
         out
     }
@@ -184,9 +203,21 @@ mod tests {
     #[test]
     fn notification_round_trips() {
         let objects = alloc::vec![
-            Object { obis: Obis::new(1, 0, 1, 8, 0), value: Value::Number { value: Decimal::new(12345, 3), unit: Some(Cow::Borrowed("Wh")) } },
-            Object { obis: Obis::new(0, 0, 96, 1, 0), value: Value::Text(Cow::Borrowed("1KFM")) },
-            Object { obis: Obis::new(0, 0, 1, 0, 0), value: Value::Time(Some(Timestamp(1_700_000_000))) },
+            Object {
+                obis: Obis::new(1, 0, 1, 8, 0),
+                value: Value::Number {
+                    value: Decimal::new(12345, 3),
+                    unit: Some(Cow::Borrowed("Wh"))
+                }
+            },
+            Object {
+                obis: Obis::new(0, 0, 96, 1, 0),
+                value: Value::Text(Cow::Borrowed("1KFM"))
+            },
+            Object {
+                obis: Obis::new(0, 0, 1, 0, 0),
+                value: Value::Time(Some(Timestamp(1_700_000_000)))
+            },
         ];
         for layout in [Layout::Flat, Layout::Nested] {
             let apdu = notification(7, Some(Timestamp(1_700_000_000)), &objects, layout);

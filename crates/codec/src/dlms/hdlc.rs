@@ -184,7 +184,14 @@ mod tests {
     #[test]
     fn frames_by_length_with_flags_inside() {
         let mut a = vec![];
-        write_frame(&mut a, false, &[0x41], &[0x03], 0x13, &[0xE6, 0xE7, 0, 0x7E, 0x7D, 0x7E]);
+        write_frame(
+            &mut a,
+            false,
+            &[0x41],
+            &[0x03],
+            0x13,
+            &[0xE6, 0xE7, 0, 0x7E, 0x7D, 0x7E],
+        );
         let Framing::Frame(f, n) = frame(&a) else {
             panic!()
         };
@@ -195,7 +202,14 @@ mod tests {
     #[test]
     fn every_bit_flip_is_caught() {
         let mut a = vec![];
-        write_frame(&mut a, false, &[0x41], &[0x03], 0x13, &[0xE6, 0xE7, 0, 1, 2, 3]);
+        write_frame(
+            &mut a,
+            false,
+            &[0x41],
+            &[0x03],
+            0x13,
+            &[0xE6, 0xE7, 0, 1, 2, 3],
+        );
         for i in 0..a.len() {
             for bit in 0..8 {
                 let mut b = a.clone();
@@ -204,7 +218,10 @@ mod tests {
             }
         }
         for n in 0..a.len() {
-            assert!(matches!(frame(&a[..n]), Framing::Incomplete | Framing::NotAFrame));
+            assert!(matches!(
+                frame(&a[..n]),
+                Framing::Incomplete | Framing::NotAFrame
+            ));
         }
     }
 

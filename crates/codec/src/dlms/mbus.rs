@@ -173,7 +173,10 @@ mod tests {
             }
         }
         for n in 0..a.len() {
-            assert!(matches!(frame(&a[..n]), Framing::Incomplete | Framing::NotAFrame));
+            assert!(matches!(
+                frame(&a[..n]),
+                Framing::Incomplete | Framing::NotAFrame
+            ));
         }
         assert_eq!(frame(&[0x68, 0xFF, 0xFF, 0x68]), Framing::Incomplete);
         assert_eq!(frame(&[0x68, 1, 1, 0x68]), Framing::NotAFrame);

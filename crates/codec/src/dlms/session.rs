@@ -97,6 +97,17 @@ impl Session {
         self.mbus.in_progress() || self.hdlc.in_progress() || self.gbt.in_progress()
     }
 
+    /// Drops any half-received message (its frames were interrupted, e.g. by noise
+    /// where a lost frame was); `true` if there was one.
+    pub fn abort(&mut self) -> bool {
+        let was = self.in_progress();
+        self.mbus = MbusAssembler::default();
+        self.hdlc = HdlcAssembler::default();
+        self.gbt = GbtAssembler::default();
+        self.ready = None;
+        was
+    }
+
     /// Adds one checked M-Bus long frame; `Ok(true)` when it completes a message.
     pub fn push_mbus(&mut self, f: &MbusFrame<'_>) -> Result<bool, DlmsError> {
         self.ready = None;
@@ -237,7 +248,7 @@ impl Crypto {
                 plaintext: None,
                 warning: None,
             }),
-            Some(&cipher::GLO_TAG) | Some(&cipher::DED_TAG) => self.decrypt(apdu, t),
+            Some(&cipher::GLO_TAG) => self.decrypt(apdu, t),
             Some(_) => Err(DlmsError::Unsupported(
                 "APDU type (only data-notification, general-glo-ciphering and block transfer)",
             )),
@@ -364,4 +375,3 @@ impl Crypto {
         }
     }
 }
-
