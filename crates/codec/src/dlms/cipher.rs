@@ -216,14 +216,21 @@ impl Cipher {
 
     /// GCM's counter mode alone (no tag): XORs the key stream for `iv` into `data`.
     pub fn apply_keystream(&self, iv: &[u8; 12], data: &mut [u8]) {
-        for (i, chunk) in data.chunks_mut(16).enumerate() {
-            let mut block = [0u8; 16];
-            block[..12].copy_from_slice(iv);
-            // Counter 1 is reserved for the tag; the data starts at 2.
-            block[12..].copy_from_slice(&(i as u32).wrapping_add(2).to_be_bytes());
-            let mut b = block.into();
-            self.aes.encrypt_block(&mut b);
-            for (d, k) in chunk.iter_mut().zip(b.iter()) {
+        const BATCH: usize = 16;
+        let mut counter: u32 = 2; // Counter 1 is reserved for the tag; the data starts at 2.
+        for chunk in data.chunks_mut(16 * BATCH) {
+            let n = chunk.len().div_ceil(16);
+            let mut blocks = [aes_gcm::aes::Block::default(); BATCH];
+            for b in blocks[..n].iter_mut() {
+                b[..12].copy_from_slice(iv);
+                b[12..].copy_from_slice(&counter.to_be_bytes());
+                counter = counter.wrapping_add(1);
+            }
+            self.aes.encrypt_blocks(&mut blocks[..n]);
+            for (d, k) in chunk
+                .iter_mut()
+                .zip(blocks[..n].iter().flat_map(|b| b.iter()))
+            {
                 *d ^= k;
             }
         }

@@ -573,7 +573,15 @@ pub fn decode(apdu: &[u8], dialect: Dialect) -> Result<Telegram<'static>, DlmsEr
     if used != apdu.len() {
         return Err(DlmsError::Cosem("bytes left after the data-notification"));
     }
-    let t = to_telegram(&n, dialect);
+    checked_telegram(&n, dialect)
+}
+
+/// [`to_telegram`], refusing a notification from which no object could be taken.
+pub fn checked_telegram(
+    n: &Notification<'_>,
+    dialect: Dialect,
+) -> Result<Telegram<'static>, DlmsError> {
+    let t = to_telegram(n, dialect);
     if t.objects.is_empty() {
         return Err(DlmsError::Cosem(
             "no OBIS-coded values, and the list identifier names no known layout",

@@ -273,7 +273,8 @@ impl Crypto {
         let authenticated = match (c.tag, self.keys.authentication) {
             (None, _) => {
                 engine.decrypt_unverified(&c, &mut self.plain);
-                if !proves_itself(&self.plain) {
+                // A notification proves itself by decoding, which follows below.
+                if self.plain.first() != Some(&cosem::TAG) && !proves_itself(&self.plain) {
                     return Err(DlmsError::WrongKey {
                         system_title: system_title(),
                     });
@@ -330,7 +331,17 @@ impl Crypto {
                     warning,
                 });
             }
-            Some(&cosem::TAG) => cosem::decode(plain, t.dialect())?,
+            Some(&cosem::TAG) => match cosem::parse_notification(plain) {
+                Ok((n, used)) if used == plain.len() => cosem::checked_telegram(&n, t.dialect())?,
+                // Without a tag, only a plaintext that parses shows the key was right.
+                _ if !authenticated => {
+                    return Err(DlmsError::WrongKey {
+                        system_title: system_title(),
+                    })
+                }
+                Ok(_) => return Err(DlmsError::Cosem("bytes left after the data-notification")),
+                Err(e) => return Err(e),
+            },
             _ => {
                 return Err(if authenticated {
                     DlmsError::Unsupported("decrypted APDU is not a data-notification")
