@@ -355,8 +355,15 @@ fn every_dlms_vector_decodes_to_its_asserted_values() {
         }
         // The normalized reading sees the same values.
         let r = meterkast_codec::Reading::from_telegram(t);
-        if let Some(v) = t.get(Obis::new(1, 0, 32, 7, 0)) {
+        if let Some(v) = get(t, 1, 32, 7, 0) {
             assert_eq!(r.active_voltage_l1_v, v.as_f64(), "{file}");
+        }
+        if let Some(v) = get(t, 1, 1, 7, 0) {
+            let export = get(t, 1, 2, 7, 0).map_or(0.0, number);
+            assert_eq!(r.active_power_w, Some(number(v) - export), "{file}");
+        }
+        if let Some(v) = get(t, 1, 1, 8, 0) {
+            assert_eq!(r.total_power_import_kwh, Some(number(v) / 1000.0), "{file}");
         }
         checked += 1;
     }
