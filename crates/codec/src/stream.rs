@@ -218,10 +218,22 @@ fn advance(u: Unit, n: usize) -> usize {
     }
 }
 
-/// Whether `data` (starting with `/`) starts a DSMR telegram; `None` if it cannot tell yet.
+/// Whether `data` (starting with `/`) starts a DSMR telegram: `/`, three letters and
+/// printable text up to the line end. `None` if it cannot tell yet.
 fn dsmr_start(data: &[u8]) -> Option<bool> {
-    let id = data.get(1..4)?;
-    Some(id.iter().all(u8::is_ascii_alphabetic))
+    const MAX_HEADER: usize = 96;
+    for (i, &b) in data.iter().enumerate().skip(1).take(MAX_HEADER) {
+        match b {
+            b'\r' | b'\n' => return Some(i > 4),
+            _ if i < 4 && !b.is_ascii_alphabetic() => return Some(false),
+            // DSMR 2.2 headers carry a raw 0x02 (`\2`).
+            0x02 | 0x20..=0x7E => {}
+            _ => return Some(false),
+        }
+    }
+    (data.len() <= MAX_HEADER)
+        .then_some(())
+        .map_or(Some(false), |_| None)
 }
 
 /// Whether `data` starts a line of hex text; its length up to and including the line
