@@ -1,7 +1,10 @@
-//! A-XDR `Data` (IEC 62056-6-2): the typed values a COSEM data-notification carries,
-//! walked into a small borrowed tree. Every length and count read from the wire is
-//! checked against the bytes actually present, and nesting is capped, so hostile
-//! input costs at most a few allocations proportional to its own size.
+//! A-XDR `Data` (IEC 62056-6-2): the typed values a COSEM data-notification carries.
+//!
+//! A value is parsed into one flat list in pre-order: an array or structure is a node
+//! holding its element count, followed by its elements (see [`end`] to step over one).
+//! That costs one allocation per message instead of one per structure. Every length
+//! and count read from the wire is checked against the bytes actually present, and
+//! nesting is capped, so hostile input costs memory proportional to its own size.
 
 use alloc::vec::Vec;
 
@@ -10,15 +13,15 @@ use super::DlmsError;
 /// The deepest nesting of arrays and structures accepted.
 pub const MAX_DEPTH: usize = 16;
 
-/// One A-XDR value.
-#[derive(Clone, PartialEq, Debug)]
+/// One node of a flattened A-XDR value.
+#[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Data<'a> {
     /// `null-data` (tag 0).
     Null,
-    /// `array` (tag 1): elements of one type.
-    Array(Vec<Data<'a>>),
-    /// `structure` (tag 2): elements of any type.
-    Structure(Vec<Data<'a>>),
+    /// `array` (tag 1): this many elements (of one type) follow.
+    Array(u32),
+    /// `structure` (tag 2): this many elements (of any type) follow.
+    Structure(u32),
     /// `boolean` (tag 3).
     Bool(bool),
     /// `bit-string` (tag 4): the number of bits and the bytes holding them.
@@ -173,18 +176,45 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Parses one `Data` value at the start of `buf`; returns it and the bytes it used.
-pub fn parse(buf: &[u8]) -> Result<(Data<'_>, usize), DlmsError> {
+/// Parses one `Data` value at the start of `buf` into its flat node list; returns the
+/// nodes and the bytes used.
+pub fn parse(buf: &[u8]) -> Result<(Vec<Data<'_>>, usize), DlmsError> {
     let mut r = Reader::new(buf);
-    let d = read(&mut r, 0)?;
-    Ok((d, r.position()))
+    let mut nodes = Vec::new();
+    read(&mut r, &mut nodes)?;
+    Ok((nodes, r.position()))
 }
 
-/// Reads one `Data` value from a reader.
-pub fn read<'a>(r: &mut Reader<'a>, depth: usize) -> Result<Data<'a>, DlmsError> {
-    if depth > MAX_DEPTH {
-        return Err(DlmsError::Cosem("data nested too deeply"));
+/// Reads one `Data` value from a reader, appending its nodes to `out`.
+pub fn read<'a>(r: &mut Reader<'a>, out: &mut Vec<Data<'a>>) -> Result<(), DlmsError> {
+    // Elements still to read at each open nesting level.
+    let mut open = [0u32; MAX_DEPTH + 1];
+    let mut depth = 0usize;
+    open[0] = 1;
+    loop {
+        while depth > 0 && open[depth] == 0 {
+            depth -= 1;
+        }
+        if open[depth] == 0 {
+            return Ok(());
+        }
+        open[depth] -= 1;
+        let node = node(r)?;
+        out.push(node);
+        if let Data::Array(n) | Data::Structure(n) = node {
+            if n > 0 {
+                if depth == MAX_DEPTH {
+                    return Err(DlmsError::Cosem("data nested too deeply"));
+                }
+                depth += 1;
+                open[depth] = n;
+            }
+        }
     }
+}
+
+/// Reads one node (a container's header, or a whole scalar value).
+fn node<'a>(r: &mut Reader<'a>) -> Result<Data<'a>, DlmsError> {
     let t = r.u8()?;
     Ok(match t {
         tag::NULL => Data::Null,
@@ -194,14 +224,10 @@ pub fn read<'a>(r: &mut Reader<'a>, depth: usize) -> Result<Data<'a>, DlmsError>
             if n > r.rest().len() {
                 return Err(DlmsError::Truncated);
             }
-            let mut items = Vec::with_capacity(n);
-            for _ in 0..n {
-                items.push(read(r, depth + 1)?);
-            }
             if t == tag::ARRAY {
-                Data::Array(items)
+                Data::Array(n as u32)
             } else {
-                Data::Structure(items)
+                Data::Structure(n as u32)
             }
         }
         tag::BOOLEAN => Data::Bool(r.u8()? != 0),
@@ -232,6 +258,17 @@ pub fn read<'a>(r: &mut Reader<'a>, depth: usize) -> Result<Data<'a>, DlmsError>
     })
 }
 
+/// The index just after the value that starts at node `i` (its whole subtree).
+pub fn end(nodes: &[Data<'_>], i: usize) -> usize {
+    let mut j = i + 1;
+    if let Some(Data::Array(n) | Data::Structure(n)) = nodes.get(i) {
+        for _ in 0..*n {
+            j = end(nodes, j);
+        }
+    }
+    j
+}
+
 /// Appends an A-XDR length.
 pub fn write_length(out: &mut Vec<u8>, n: usize) {
     if n < 0x80 {
@@ -247,21 +284,24 @@ pub fn write_length(out: &mut Vec<u8>, n: usize) {
     }
 }
 
-/// Appends a value in A-XDR (the inverse of [`parse`]; integers use the narrowest
-/// type of their signedness that holds them).
-pub fn write(out: &mut Vec<u8>, d: &Data<'_>) {
+/// Appends flattened values in A-XDR (the inverse of [`parse`]; integers use the
+/// narrowest type of their signedness that holds them).
+pub fn write(out: &mut Vec<u8>, nodes: &[Data<'_>]) {
+    for d in nodes {
+        write_node(out, d);
+    }
+}
+
+fn write_node(out: &mut Vec<u8>, d: &Data<'_>) {
     match d {
         Data::Null => out.push(tag::NULL),
-        Data::Array(v) | Data::Structure(v) => {
+        Data::Array(n) | Data::Structure(n) => {
             out.push(if matches!(d, Data::Array(_)) {
                 tag::ARRAY
             } else {
                 tag::STRUCTURE
             });
-            write_length(out, v.len());
-            for x in v {
-                write(out, x);
-            }
+            write_length(out, *n as usize);
         }
         Data::Bool(b) => out.extend_from_slice(&[tag::BOOLEAN, u8::from(*b)]),
         Data::BitString(bits, bytes) => {
@@ -335,9 +375,12 @@ mod tests {
     #[test]
     fn round_trips_every_type() {
         let dt = [0x07, 0xE5, 9, 27, 1, 9, 47, 15, 0, 0xFF, 0x88, 0x80];
-        let d = Data::Structure(vec![
+        let d = vec![
+            Data::Structure(20),
             Data::Null,
-            Data::Array(vec![Data::UInt(1), Data::UInt(300)]),
+            Data::Array(2),
+            Data::UInt(1),
+            Data::UInt(300),
             Data::Bool(true),
             Data::BitString(12, &[0xAB, 0xC0]),
             Data::Int(-5),
@@ -356,10 +399,12 @@ mod tests {
             Data::DateTime(&dt),
             Data::Date(&dt[..5]),
             Data::Time(&dt[5..9]),
-        ]);
+        ];
         let mut out = Vec::new();
         write(&mut out, &d);
-        assert_eq!(parse(&out).unwrap(), (d, out.len()));
+        assert_eq!(parse(&out).unwrap(), (d.clone(), out.len()));
+        assert_eq!(end(&d, 0), d.len());
+        assert_eq!(end(&d, 2), 5);
     }
 
     #[test]

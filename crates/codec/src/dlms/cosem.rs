@@ -11,7 +11,7 @@ use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::axdr::{self, Data, Reader};
+use super::axdr::{self, end, Data, Reader};
 use super::DlmsError;
 use crate::decimal::Decimal;
 use crate::model::{Dialect, Group, Object, Telegram, Value};
@@ -28,8 +28,8 @@ pub struct Notification<'a> {
     pub invoke_id: u32,
     /// The 12 bytes of the optional date-time.
     pub date_time: Option<&'a [u8]>,
-    /// The notification body.
-    pub body: Data<'a>,
+    /// The notification body, flattened (see [`axdr`]).
+    pub body: Vec<Data<'a>>,
 }
 
 /// Parses a data-notification at the start of `apdu`; returns it and the bytes used.
@@ -52,7 +52,8 @@ pub fn parse_notification(apdu: &[u8]) -> Result<(Notification<'_>, usize), Dlms
         },
         _ => return Err(DlmsError::Cosem("malformed date-time field")),
     };
-    let body = axdr::read(&mut r, 0)?;
+    let mut body = Vec::with_capacity(apdu.len() / 4);
+    axdr::read(&mut r, &mut body)?;
     Ok((
         Notification {
             invoke_id,
@@ -199,18 +200,16 @@ pub fn unit_code(symbol: &str) -> u8 {
 type ScalerUnit = (i8, u8);
 
 /// One value found in the body, before units are settled.
-struct Item<'d, 'a> {
+struct Item {
     obis: Option<Obis>,
-    data: &'d Data<'a>,
+    /// The index of the value's node.
+    node: usize,
     scaler_unit: Option<ScalerUnit>,
 }
 
-fn scaler_unit(d: &Data<'_>) -> Option<ScalerUnit> {
-    match d {
-        Data::Structure(v) => match v.as_slice() {
-            [Data::Int(s), Data::Enum(u)] => Some((i8::try_from(*s).ok()?, *u)),
-            _ => None,
-        },
+fn scaler_unit(nodes: &[Data<'_>], i: usize) -> Option<ScalerUnit> {
+    match nodes.get(i..i + 3)? {
+        [Data::Structure(2), Data::Int(s), Data::Enum(u)] => Some((i8::try_from(*s).ok()?, *u)),
         _ => None,
     }
 }
@@ -222,64 +221,83 @@ fn logical_name(d: &Data<'_>) -> Option<Obis> {
     }
 }
 
-/// A capture-object list: an array of `{class-id, logical-name, attribute, data-index}`.
-fn capture_objects(d: &Data<'_>) -> Option<Vec<Obis>> {
-    let Data::Array(v) = d else { return None };
-    if v.is_empty() {
+/// A capture-object list at node `i`: an array of `{class-id, logical-name, attribute,
+/// data-index}`.
+fn capture_objects(nodes: &[Data<'_>], i: usize) -> Option<Vec<Obis>> {
+    let Some(Data::Array(n)) = nodes.get(i) else {
+        return None;
+    };
+    if *n == 0 {
         return None;
     }
-    v.iter()
-        .map(|e| match e {
-            Data::Structure(f) => match f.as_slice() {
-                [Data::UInt(_), ln, Data::Int(_), Data::UInt(_)] => logical_name(ln),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect()
+    let mut names = Vec::with_capacity(*n as usize);
+    let mut j = i + 1;
+    for _ in 0..*n {
+        match nodes.get(j..j + 5)? {
+            [Data::Structure(4), Data::UInt(_), ln, Data::Int(_), Data::UInt(_)] => {
+                names.push(logical_name(ln)?)
+            }
+            _ => return None,
+        }
+        j += 5;
+    }
+    Some(names)
 }
 
-fn walk<'d, 'a>(items: &'d [Data<'a>], depth: usize, out: &mut Vec<Item<'d, 'a>>) {
+/// Walks the `count` sibling values starting at node `first`.
+fn walk(nodes: &[Data<'_>], first: usize, count: usize, depth: usize, out: &mut Vec<Item>) {
     // A capture-object list pairs its entries with the elements that follow it.
-    if let Some(first) = items.first() {
-        if let Some(names) = capture_objects(first) {
-            if names.len() == items.len() {
-                for (obis, data) in names.iter().zip(items).skip(1) {
-                    out.push(Item {
-                        obis: Some(*obis),
-                        data,
-                        scaler_unit: None,
-                    });
-                }
-                return;
+    if let Some(names) = capture_objects(nodes, first) {
+        if names.len() == count {
+            let mut i = end(nodes, first);
+            for obis in &names[1..] {
+                out.push(Item {
+                    obis: Some(*obis),
+                    node: i,
+                    scaler_unit: None,
+                });
+                i = end(nodes, i);
             }
+            return;
         }
     }
-    let mut i = 0;
-    while i < items.len() {
-        let d = &items[i];
-        match (logical_name(d), items.get(i + 1)) {
-            (Some(obis), Some(value)) => {
-                let su = items.get(i + 2).and_then(scaler_unit);
+    let (mut i, mut k) = (first, 0);
+    while k < count {
+        let next = end(nodes, i);
+        match (logical_name(&nodes[i]), k + 1 < count) {
+            (Some(obis), true) => {
+                let after = end(nodes, next);
+                let su = if k + 2 < count {
+                    scaler_unit(nodes, after)
+                } else {
+                    None
+                };
                 out.push(Item {
                     obis: Some(obis),
-                    data: value,
+                    node: next,
                     scaler_unit: su,
                 });
-                i += if su.is_some() { 3 } else { 2 };
+                if su.is_some() {
+                    i = after + 3;
+                    k += 3;
+                } else {
+                    i = after;
+                    k += 2;
+                }
             }
             _ => {
-                match d {
-                    Data::Array(v) | Data::Structure(v) if depth < axdr::MAX_DEPTH => {
-                        walk(v, depth + 1, out)
+                match nodes[i] {
+                    Data::Array(n) | Data::Structure(n) if depth < axdr::MAX_DEPTH => {
+                        walk(nodes, i + 1, n as usize, depth + 1, out)
                     }
                     _ => out.push(Item {
                         obis: None,
-                        data: d,
+                        node: i,
                         scaler_unit: None,
                     }),
                 }
-                i += 1;
+                i = next;
+                k += 1;
             }
         }
     }
@@ -449,7 +467,13 @@ fn is_clock(o: Option<Obis>) -> bool {
 }
 
 /// Converts one A-XDR value, applying a scaler-unit exactly.
-fn value(d: &Data<'_>, su: Option<ScalerUnit>, obis: Option<Obis>) -> Value<'static> {
+fn value(
+    nodes: &[Data<'_>],
+    i: usize,
+    su: Option<ScalerUnit>,
+    obis: Option<Obis>,
+) -> Value<'static> {
+    let d = &nodes[i];
     let (scaler, unit) = su.map_or((0, None), |(s, u)| (s, unit_symbol(u).map(Cow::Borrowed)));
     let number = |m: i64| Value::Number {
         value: Decimal::new(m, 0).scaled(scaler),
@@ -482,17 +506,25 @@ fn value(d: &Data<'_>, su: Option<ScalerUnit>, obis: Option<Obis>) -> Value<'sta
         Data::BitString(_, b) | Data::Date(b) | Data::Time(b) => {
             Value::Text(Cow::Owned(super::to_hex(b)))
         }
-        Data::Array(v) | Data::Structure(v) => Value::Groups(
-            v.iter()
-                .map(|x| match value(x, None, None) {
+        Data::Array(n) | Data::Structure(n) => {
+            let mut groups = Vec::with_capacity(*n as usize);
+            let mut j = i + 1;
+            for _ in 0..*n {
+                groups.push(match value(nodes, j, None, None) {
                     Value::Number { value, unit } => Group::Number(value, unit),
                     Value::Time(t) => Group::Time(t),
                     Value::Text(t) => Group::Text(t),
-                    Value::Empty => Group::Empty,
-                    other => Group::Text(Cow::Owned(alloc::format!("{:?}", other.as_f64()))),
-                })
-                .collect(),
-        ),
+                    Value::Bool(b) => Group::Text(Cow::Borrowed(if b { "true" } else { "false" })),
+                    Value::Float { value, unit } => match unit {
+                        Some(u) => Group::Text(Cow::Owned(alloc::format!("{value} {u}"))),
+                        None => Group::Text(Cow::Owned(alloc::format!("{value}"))),
+                    },
+                    _ => Group::Empty,
+                });
+                j = end(nodes, j);
+            }
+            Value::Groups(groups)
+        }
     }
 }
 
@@ -503,16 +535,17 @@ fn string_bytes<'a>(d: &Data<'a>) -> Option<&'a [u8]> {
     }
 }
 
-/// The objects of a notification body.
-pub fn objects(body: &Data<'_>) -> Vec<Object<'static>> {
-    let mut items = Vec::new();
-    match body {
-        Data::Array(v) | Data::Structure(v) => walk(v, 0, &mut items),
-        other => items.push(Item {
+/// The objects of a flattened notification body.
+pub fn objects(nodes: &[Data<'_>]) -> Vec<Object<'static>> {
+    let mut items = Vec::with_capacity(nodes.len() / 2);
+    match nodes.first() {
+        Some(Data::Array(n) | Data::Structure(n)) => walk(nodes, 1, *n as usize, 0, &mut items),
+        Some(_) => items.push(Item {
             obis: None,
-            data: other,
+            node: 0,
             scaler_unit: None,
         }),
+        None => {}
     }
     // The list identifier: the value of `x-x:0.2.129`, or a leading positional string.
     let list_id = items
@@ -529,18 +562,20 @@ pub fn objects(body: &Data<'_>) -> Vec<Object<'static>> {
             )
         })
         .or_else(|| items.first().filter(|i| i.obis.is_none()))
-        .and_then(|i| string_bytes(i.data));
+        .and_then(|i| string_bytes(&nodes[i.node]));
     let mut profile = profile_of(list_id);
-    let positional: Vec<&Item<'_, '_>> = items.iter().filter(|i| i.obis.is_none()).collect();
     let mut out = Vec::with_capacity(items.len());
-    if positional.len() == items.len() {
+    if items.iter().all(|i| i.obis.is_none()) {
         // No OBIS codes at all: a Nordic positional list.
-        let (layout, rest): (Option<(Vec<Obis>, Profile)>, &[&Item<'_, '_>]) = match list_id {
-            Some(id) => (positional_layout(id, items.len() - 1), &positional[1..]),
-            None if items.len() == 1 && matches!(items[0].data, Data::UInt(_)) => {
-                (Some((alloc::vec![el(1, 7)], KAIFA)), &positional[..])
+        let (layout, rest) = match list_id {
+            Some(id) => (
+                positional_layout(id, items.len() - 1),
+                items.get(1..).unwrap_or(&[]),
+            ),
+            None if items.len() == 1 && matches!(nodes[items[0].node], Data::UInt(_)) => {
+                (Some((alloc::vec![el(1, 7)], KAIFA)), &items[..])
             }
-            None => (None, &[]),
+            None => (None, &[][..]),
         };
         if let Some((layout, p)) = layout {
             profile = p;
@@ -548,7 +583,7 @@ pub fn objects(body: &Data<'_>) -> Vec<Object<'static>> {
                 let su = implied_scaler_unit(*obis, &profile);
                 out.push(Object {
                     obis: *obis,
-                    value: value(item.data, su, Some(*obis)),
+                    value: value(nodes, item.node, su, Some(*obis)),
                 });
             }
         }
@@ -561,7 +596,7 @@ pub fn objects(body: &Data<'_>) -> Vec<Object<'static>> {
             .or_else(|| implied_scaler_unit(obis, &profile));
         out.push(Object {
             obis,
-            value: value(item.data, su, Some(obis)),
+            value: value(nodes, item.node, su, Some(obis)),
         });
     }
     out
@@ -639,18 +674,23 @@ mod tests {
 
     #[test]
     fn pairs_obis_values_and_scalers_in_any_order() {
-        let v = Data::Structure(vec![
+        let v = vec![
+            Data::Structure(6),
             Data::OctetString(&[1, 0, 32, 7, 0, 255]),
             Data::UInt(2337),
-            Data::Structure(vec![Data::Int(-1), Data::Enum(35)]),
+            Data::Structure(2),
+            Data::Int(-1),
+            Data::Enum(35),
             Data::OctetString(&[0, 0, 96, 1, 0, 255]),
             Data::VisibleString(b"1KFM"),
-            Data::Array(vec![Data::Structure(vec![
-                Data::OctetString(&[1, 0, 1, 8, 0, 255]),
-                Data::UInt(7),
-                Data::Structure(vec![Data::Int(3), Data::Enum(30)]),
-            ])]),
-        ]);
+            Data::Array(1),
+            Data::Structure(3),
+            Data::OctetString(&[1, 0, 1, 8, 0, 255]),
+            Data::UInt(7),
+            Data::Structure(2),
+            Data::Int(3),
+            Data::Enum(30),
+        ];
         let o = objects(&v);
         assert_eq!(o.len(), 3);
         assert_eq!(

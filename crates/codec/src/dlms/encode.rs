@@ -27,28 +27,33 @@ fn logical_name(o: &Object<'_>) -> [u8; 6] {
     [o.obis.a, o.obis.b, o.obis.c, o.obis.d, o.obis.e, 0xFF]
 }
 
-/// The A-XDR value and scaler-unit of an object; `None` for values a notification
-/// cannot carry (logs, peaks, groups).
-fn data_of<'a>(v: &'a Value<'_>, clock: &'a mut [u8; 12]) -> Option<(Data<'a>, Option<Data<'a>>)> {
-    let su = |scale: u8, unit: Option<&str>| {
-        Some(Data::Structure(alloc::vec![
-            Data::Int(-i64::from(scale)),
-            Data::Enum(unit.map_or(255, unit_code)),
-        ]))
-    };
-    Some(match v {
+/// Appends the A-XDR nodes of an object's value and, for a number, its scaler-unit
+/// structure; returns how many elements that adds to the enclosing list, or `None` for
+/// values a notification cannot carry (logs, peaks, groups).
+fn push_value<'a>(nodes: &mut Vec<Data<'a>>, v: &'a Value<'_>, clock: &'a [u8; 12]) -> Option<u32> {
+    let (node, su) = match v {
         Value::Empty => (Data::Null, None),
-        Value::Number { value, unit } => {
-            (Data::Int(value.mantissa), su(value.scale, unit.as_deref()))
-        }
-        Value::Float { value, unit } => (Data::Float64(*value), su(0, unit.as_deref())),
+        Value::Number { value, unit } => (
+            Data::Int(value.mantissa),
+            Some((value.scale, unit.as_deref())),
+        ),
+        Value::Float { value, unit } => (Data::Float64(*value), Some((0, unit.as_deref()))),
         Value::Bool(b) => (Data::Bool(*b), None),
         Value::Text(t) => (Data::VisibleString(t.as_bytes()), None),
-        Value::Time(Some(t)) => {
-            *clock = write_date_time(*t);
-            (Data::OctetString(clock), None)
-        }
+        Value::Time(Some(_)) => (Data::OctetString(clock), None),
         _ => return None,
+    };
+    nodes.push(node);
+    Some(match su {
+        Some((scale, unit)) => {
+            nodes.extend([
+                Data::Structure(2),
+                Data::Int(-i64::from(scale)),
+                Data::Enum(unit.map_or(255, unit_code)),
+            ]);
+            2
+        }
+        None => 1,
     })
 }
 
@@ -61,23 +66,33 @@ pub fn notification(
     layout: Layout,
 ) -> Vec<u8> {
     let names: Vec<[u8; 6]> = objects.iter().map(logical_name).collect();
-    let mut clocks: Vec<[u8; 12]> = alloc::vec![[0u8; 12]; objects.len()];
-    let mut flat = Vec::new();
-    let mut nested = Vec::new();
-    for ((o, ln), clock) in objects.iter().zip(&names).zip(clocks.iter_mut()) {
-        let Some((value, su)) = data_of(&o.value, clock) else {
+    let clocks: Vec<[u8; 12]> = objects
+        .iter()
+        .map(|o| o.value.timestamp().map_or([0; 12], write_date_time))
+        .collect();
+    let mut nodes = alloc::vec![Data::Null];
+    let mut count = 0u32;
+    for ((o, ln), clock) in objects.iter().zip(&names).zip(&clocks) {
+        let at = nodes.len();
+        if layout == Layout::Nested {
+            nodes.push(Data::Structure(0));
+        }
+        nodes.push(Data::OctetString(ln));
+        let Some(k) = push_value(&mut nodes, &o.value, clock) else {
+            nodes.truncate(at);
             continue;
         };
-        let mut entry = alloc::vec![Data::OctetString(ln), value];
-        entry.extend(su);
         match layout {
-            Layout::Flat => flat.extend(entry),
-            Layout::Nested => nested.push(Data::Structure(entry)),
+            Layout::Flat => count += 1 + k,
+            Layout::Nested => {
+                nodes[at] = Data::Structure(1 + k);
+                count += 1;
+            }
         }
     }
-    let body = match layout {
-        Layout::Flat => Data::Structure(flat),
-        Layout::Nested => Data::Array(nested),
+    nodes[0] = match layout {
+        Layout::Flat => Data::Structure(count),
+        Layout::Nested => Data::Array(count),
     };
     let mut out = alloc::vec![cosem::TAG];
     out.extend_from_slice(&invoke_id.to_be_bytes());
@@ -88,7 +103,7 @@ pub fn notification(
         }
         None => out.push(0x00),
     }
-    axdr::write(&mut out, &body);
+    axdr::write(&mut out, &nodes);
     out
 }
 
