@@ -227,11 +227,10 @@ impl Cipher {
                 counter = counter.wrapping_add(1);
             }
             self.aes.encrypt_blocks(&mut blocks[..n]);
-            for (d, k) in chunk
-                .iter_mut()
-                .zip(blocks[..n].iter().flat_map(|b| b.iter()))
-            {
-                *d ^= k;
+            for (d, k) in chunk.chunks_mut(16).zip(&blocks[..n]) {
+                for (x, y) in d.iter_mut().zip(k.iter()) {
+                    *x ^= y;
+                }
             }
         }
     }

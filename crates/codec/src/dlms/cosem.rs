@@ -263,8 +263,9 @@ fn walk(nodes: &[Data<'_>], first: usize, count: usize, depth: usize, out: &mut 
     }
     let (mut i, mut k) = (first, 0);
     while k < count {
+        let Some(node) = nodes.get(i) else { break };
         let next = end(nodes, i);
-        match (logical_name(&nodes[i]), k + 1 < count) {
+        match (logical_name(node), k + 1 < count) {
             (Some(obis), true) => {
                 let after = end(nodes, next);
                 let su = if k + 2 < count {
@@ -286,7 +287,7 @@ fn walk(nodes: &[Data<'_>], first: usize, count: usize, depth: usize, out: &mut 
                 }
             }
             _ => {
-                match nodes[i] {
+                match *node {
                     Data::Array(n) | Data::Structure(n) if depth < axdr::MAX_DEPTH => {
                         walk(nodes, i + 1, n as usize, depth + 1, out)
                     }
@@ -473,7 +474,9 @@ fn value(
     su: Option<ScalerUnit>,
     obis: Option<Obis>,
 ) -> Value<'static> {
-    let d = &nodes[i];
+    let Some(d) = nodes.get(i) else {
+        return Value::Empty;
+    };
     let (scaler, unit) = su.map_or((0, None), |(s, u)| (s, unit_symbol(u).map(Cow::Borrowed)));
     let number = |m: i64| Value::Number {
         value: Decimal::new(m, 0).scaled(scaler),
@@ -535,7 +538,7 @@ fn string_bytes<'a>(d: &Data<'a>) -> Option<&'a [u8]> {
     }
 }
 
-/// The objects of a flattened notification body.
+/// The objects of a flattened notification body (nodes as [`axdr::parse`] makes them).
 pub fn objects(nodes: &[Data<'_>]) -> Vec<Object<'static>> {
     let mut items = Vec::with_capacity(nodes.len() / 2);
     match nodes.first() {

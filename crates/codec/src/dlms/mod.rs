@@ -131,7 +131,6 @@ pub enum Framing<T> {
 /// A system title as people read it: the three-letter manufacturer code followed by
 /// the hex of the remaining bytes (`SAG677001BD54`), or all hex when it has no such code.
 pub fn readable_system_title(st: &[u8; 8]) -> String {
-    use core::fmt::Write;
     let mut s = String::with_capacity(16);
     let (head, tail) = if st[..3].iter().all(u8::is_ascii_uppercase) {
         for &b in &st[..3] {
@@ -142,18 +141,17 @@ pub fn readable_system_title(st: &[u8; 8]) -> String {
         st.split_at(0)
     };
     debug_assert!(head.len() <= 3);
-    for b in tail {
-        let _ = write!(s, "{b:02X}");
-    }
+    s.push_str(&to_hex(tail));
     s
 }
 
 /// Upper-case hex of a byte string.
 pub fn to_hex(bytes: &[u8]) -> String {
-    use core::fmt::Write;
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        let _ = write!(s, "{b:02X}");
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0F)]));
     }
     s
 }
