@@ -609,3 +609,32 @@ fn dsmr_text_is_still_detected_in_any_chunking() {
     }
     assert!(n >= 20);
 }
+
+#[test]
+fn hex_lines_survive_junk_and_truncation() {
+    let read = |f: &str| std::fs::read_to_string(corpus().join("dlms").join(f)).unwrap();
+    let kaifa = read("ams_kaifa_gh180-2.hex");
+    let aidon = read("amshan_aidon_se_list.hex");
+    let mut text = String::from("# an MQTT bridge's status line\r\n");
+    // Cut in the middle: a truncated frame.
+    text.push_str(&kaifa[..kaifa.len() / 4 * 2]);
+    text.push('\n');
+    // Lower case with spaces is still hex.
+    let spaced: Vec<String> = aidon
+        .trim()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap().to_lowercase())
+        .collect();
+    text.push_str(&spaced.join(" "));
+    text.push_str("\r\nnot hex at all\n");
+    text.push_str(&kaifa);
+    let mut d = Decoder::new();
+    let out = run(&mut d, &[text.as_bytes()]);
+    assert_eq!(out.telegrams.len(), 2, "{:?}", out.rejections);
+    assert_eq!(out.rejections.len(), 1);
+    assert_eq!(out.rejections[0].cause, "truncated");
+    assert_eq!(d.stats().accepted, 2);
+    assert_eq!(d.stats().rejected, vec![("truncated", 1)]);
+    assert!(d.stats().skipped_bytes > 20);
+}

@@ -7,6 +7,23 @@
 //! anything it cannot vouch for. [`Session`] ties the layers together for one meter
 //! connection (segment reassembly, keys, frame counters); the stream
 //! [`Decoder`](crate::Decoder) uses it.
+//!
+//! Decisions worth knowing:
+//! - A frame counter that does not increase (per system title) is a warning, not a
+//!   rejection: the frame is output with `Decoded::warning` (cause `frame_counter`),
+//!   because meters reset their counters on firmware updates.
+//! - Without an authentication key the Luxembourg default is tried; if the tag still
+//!   fails, the plaintext is used only when it proves itself (a DSMR telegram whose
+//!   upper-case CRC matches and ends the text, or a data-notification that parses to
+//!   its last byte), with `Security::authenticated == false`. With an explicit key a
+//!   bad tag is always a rejection.
+//! - Decrypted DSMR keeps the dialect the DSMR parser detects when it is specific
+//!   (Austrian P1, Fluvius...); a generic Dutch one becomes [`Dialect::Smarty`](crate::Dialect).
+//!   An LLC-framed APDU without HDLC counts as [`Dialect::DlmsHdlc`](crate::Dialect).
+//! - Lists that carry no scaler-unit get units from the OBIS quantity and scalers from
+//!   the vendor named by the list identifier (Kaifa mA/dV, Kamstrup cA/V/10 Wh,
+//!   Iskraemeco cA/dV; otherwise cA, V, W, Wh as Landis+Gyr sends).
+//! - General-ded-ciphering is refused: it needs a dedicated key no push meter uses.
 
 use alloc::string::String;
 use core::fmt;
