@@ -419,7 +419,7 @@ impl Decoder {
     fn step(&mut self) -> Step {
         if self.line_pos < self.line.len() {
             let data = &self.line[self.line_pos..];
-            if data[0] == hdlc::FLAG && data.get(1).is_none_or(|b| *b == hdlc::FLAG) {
+            if data[0] == hdlc::FLAG && matches!(data.get(1), None | Some(&hdlc::FLAG)) {
                 // The closing flag of the last frame, or a flag between frames.
                 self.line_pos += 1;
                 return Step::Continue;
@@ -431,6 +431,7 @@ impl Decoder {
                 }
                 Found::Corrupt(e, n) => {
                     self.line_pos += n;
+                    self.session.abort();
                     Step::Reject(e.into())
                 }
                 Found::NeedMore | Found::NotAFrame => {
