@@ -638,3 +638,21 @@ fn hex_lines_survive_junk_and_truncation() {
     assert_eq!(d.stats().rejected, vec![("truncated", 1)]);
     assert!(d.stats().skipped_bytes > 20);
 }
+
+#[test]
+fn smarty_frames_as_hex_lines_and_back_to_back_binary() {
+    let (bin, keys) = nexxtlab();
+    let hex: String = bin.iter().map(|b| format!("{b:02X}")).collect();
+    let text = format!("{hex}\n{hex}\n");
+    let out = run(&mut Decoder::with_keys(keys), &[text.as_bytes()]);
+    assert_eq!(out.telegrams.len(), 2);
+    assert_eq!(out.warnings.len(), 1, "same counter twice");
+    // Raw binary, with noise before and between the frames.
+    let mut stream = b"\x00\xFFjunk".to_vec();
+    stream.extend_from_slice(&bin);
+    stream.extend_from_slice(b"\x7E\x68\x0F\xDB");
+    stream.extend_from_slice(&bin);
+    let out = run(&mut Decoder::with_keys(keys), &[&stream]);
+    assert_eq!(out.telegrams.len(), 2, "{:?}", out.rejections);
+    assert!(out.telegrams[0].security.as_ref().unwrap().authenticated);
+}
