@@ -18,6 +18,7 @@ extern crate alloc;
 
 pub mod crc;
 pub mod decimal;
+pub mod dlms;
 pub mod dsmr;
 pub mod model;
 pub mod obis;
@@ -26,6 +27,7 @@ pub mod stream;
 pub mod time;
 
 pub use decimal::Decimal;
+pub use dlms::Keys;
 pub use model::{Dialect, Object, ObjectMap, Security, Telegram, Value};
 pub use obis::Obis;
 pub use reading::{External, Reading};

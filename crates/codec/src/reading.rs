@@ -197,6 +197,9 @@ impl Reading {
         for o in &t.objects {
             let v = &o.value;
             let Obis { a, b, c, d, e } = o.obis;
+            // Kamstrup and Landis+Gyr number their electricity registers on channel 1
+            // (`1-1:1.8.0`) where DSMR and IDIS use 0.
+            let b = if a == 1 && b == 1 { 0 } else { b };
             match (a, b, c, d, e) {
                 (1, 0, 1, 8, 0) => r.total_power_import_kwh = scaled(v, "Wh", 3),
                 (1, 0, 2, 8, 0) => r.total_power_export_kwh = scaled(v, "Wh", 3),

@@ -21,6 +21,10 @@ pub enum DsmrError {
         /// The CRC of the bytes received.
         computed: u16,
     },
+    /// A telegram of a kind that always carries a CRC came without one: a damaged byte
+    /// became the `!` that ends a telegram.
+    #[error("checksum missing: this kind of meter always sends one (a byte damaged on the line?)")]
+    MissingChecksum,
     /// A line does not follow the `OBIS(value)` grammar.
     #[error("syntax error on line {line}: {reason}")]
     Syntax {
@@ -35,7 +39,7 @@ impl DsmrError {
     /// A short, stable name of the cause (for counters and summaries).
     pub fn cause(&self) -> &'static str {
         match self {
-            DsmrError::Checksum { .. } => "checksum",
+            DsmrError::Checksum { .. } | DsmrError::MissingChecksum => "checksum",
             DsmrError::Syntax { .. } => "syntax",
         }
     }
@@ -371,7 +375,20 @@ pub fn parse<'a>(raw: &RawTelegram<'a>) -> Result<Telegram<'a>, DsmrError> {
             return Err(DsmrError::Checksum { stated, computed });
         }
     }
-    parse_body(raw.body, raw.crc.is_some())
+    let t = parse_body(raw.body, raw.crc.is_some())?;
+    if raw.crc.is_none() && requires_crc(&t) {
+        return Err(DsmrError::MissingChecksum);
+    }
+    Ok(t)
+}
+
+/// Whether a telegram is of a kind whose meters always write a CRC (DSMR 4 and later
+/// and their relatives: everything that names a version or is recognised as such).
+fn requires_crc(t: &Telegram<'_>) -> bool {
+    !matches!(
+        t.dialect,
+        Dialect::Dsmr22 | Dialect::Dsmr30 | Dialect::Dsmr | Dialect::EasymeterQ3d
+    ) || t.objects.iter().any(|o| o.obis == Obis::new(1, 3, 0, 2, 8))
 }
 
 /// Parses the bytes from `/` to `!` inclusive, without checking any checksum.
@@ -439,6 +456,9 @@ pub fn parse_body(body: &[u8], has_crc: bool) -> Result<Telegram<'_>, DsmrError>
         pending = Some((obis, from + used, to, line_no));
     }
     flush(body, pending.take(), &mut objects)?;
+    if objects.is_empty() {
+        return Err(syntax(line_no, "a telegram without any object"));
+    }
     let header = text(header);
     let mut t = Telegram {
         dialect: Dialect::Dsmr,

@@ -6,9 +6,14 @@
 //! from a [`MeterState`] to bytes (see [`Dialect::encode`]), so the encrypted dialects
 //! plug in as one more arm when their encoders land in the codec.
 //!
-//! ```ignore
-//! let mut sim = Simulator::new(Dialect::Dsmr5, 1, Timestamp(1_774_742_400), Duration::from_secs(1))?;
+//! ```
+//! use std::time::Duration;
+//! use meterkast::sim::{Dialect, Simulator};
+//! use meterkast_codec::Timestamp;
+//! let mut sim = Simulator::new(Dialect::Dsmr5, 1, Timestamp(1_774_742_400), Duration::from_secs(1)).unwrap();
 //! let (t, bytes) = sim.next_frame(); // borrowed, no allocation
+//! assert_eq!(t, Timestamp(1_774_742_400));
+//! assert!(bytes.starts_with(b"/"));
 //! ```
 
 pub mod dsmr;

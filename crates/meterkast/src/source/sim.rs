@@ -41,7 +41,7 @@ pub async fn run(spec: &SourceSpec, mut ctx: Ctx) -> Result<()> {
     while sim.next_time_ms() < now() * 1000 {
         let (_, bytes) = sim.next_frame();
         step += 1;
-        if step % BACKFILL_EVERY == 0 {
+        if step.is_multiple_of(BACKFILL_EVERY) {
             let bytes = bytes.to_vec();
             feeder.feed(&bytes, true).await?;
             if ctx.stopping() {
