@@ -5,14 +5,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use meterkast_codec::Decoder;
+use meterkast_codec::{Decoder, Keys};
 
 use crate::json::FrameJson;
 
 /// Decode raw meter output (files or stdin) into JSON Lines on stdout.
 ///
 /// Reads DSMR P1 telegrams of every version (2.2 to 5.0.x), Belgian e-MUCS, Luxembourg
-/// Smarty, Austrian P1 and more; the kind of meter is detected from the data itself.
+/// Smarty (encrypted), Austrian M-Bus and P1, HDLC DLMS/COSEM, raw bytes or hex text
+/// (one frame per line); the kind of meter is detected from the data itself.
 /// Each accepted frame becomes one JSON object on stdout. Each rejected frame gives one
 /// line on stderr saying why; a summary line ends stderr.
 ///
@@ -23,11 +24,20 @@ use crate::json::FrameJson;
 ///   meterkast parse capture.txt
 ///   cat /dev/ttyUSB0 | meterkast parse
 ///   meterkast parse --quiet --strict day1.txt day2.txt
+///   meterkast parse --key 36C66639E48A8CA4D6BC8B282A793BBB evn-capture.hex
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct ParseArgs {
     /// Files with raw meter output; reads stdin when none are given (or for `-`).
     pub files: Vec<PathBuf>,
+    /// The meter's encryption key (Smarty, Austrian meters), 32 hex digits. Ask your
+    /// grid operator for it.
+    #[arg(long, env = "MK_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// The authentication key, 32 hex digits. Without it, Smarty's published default is
+    /// tried, then frames are accepted only when their content proves itself.
+    #[arg(long, env = "MK_AUTH_KEY", hide_env_values = true)]
+    pub auth_key: Option<String>,
     /// Exit with status 1 when any frame was rejected.
     #[arg(long)]
     pub strict: bool,
@@ -84,10 +94,11 @@ fn decode_input(
     name: &str,
     mut input: impl Read,
     args: &ParseArgs,
+    keys: Keys,
     out: &mut impl Write,
     summary: &mut Summary,
 ) -> Result<()> {
-    let mut decoder = Decoder::new();
+    let mut decoder = Decoder::with_keys(keys);
     let mut buf = vec![0u8; 64 * 1024];
     let stderr = io::stderr();
     let drain = |decoder: &mut Decoder, out: &mut dyn Write| -> Result<()> {
@@ -129,6 +140,18 @@ fn decode_input(
 
 /// Runs the command; returns the process exit code.
 pub fn run(args: ParseArgs) -> Result<i32> {
+    let keys = Keys {
+        encryption: args
+            .key
+            .as_deref()
+            .map(|k| crate::source::parse_key("--key", k))
+            .transpose()?,
+        authentication: args
+            .auth_key
+            .as_deref()
+            .map(|k| crate::source::parse_key("--auth-key", k))
+            .transpose()?,
+    };
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut summary = Summary::default();
@@ -140,13 +163,20 @@ pub fn run(args: ParseArgs) -> Result<i32> {
     };
     for f in files {
         if f.as_os_str() == "-" {
-            decode_input("stdin", io::stdin().lock(), &args, &mut out, &mut summary)?;
+            decode_input(
+                "stdin",
+                io::stdin().lock(),
+                &args,
+                keys,
+                &mut out,
+                &mut summary,
+            )?;
         } else {
             let name = f.display().to_string();
             let file = std::fs::File::open(f).with_context(|| {
                 format!("cannot open {name} (does it exist, and may you read it?)")
             })?;
-            decode_input(&name, file, &args, &mut out, &mut summary)?;
+            decode_input(&name, file, &args, keys, &mut out, &mut summary)?;
         }
     }
     match out.flush() {

@@ -6,7 +6,7 @@ use std::sync::mpsc::{sync_channel, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use meterkast_codec::time::Civil;
 use meterkast_codec::Timestamp;
@@ -34,8 +34,9 @@ New clients join at the next telegram; a client that cannot keep up is dropped.
 
 Dialects: dsmr5 (Iskra AM550, Dutch DSMR 5.0), dsmr4 (Kaifa, DSMR 4.2), dsmr22
 (Iskra MT382, DSMR 2.2, no CRC), be (Fluvius e-MUCS with capacity-tariff peaks,
-gas and water). smarty, evn and hdlc (encrypted DLMS, --key) are not available
-in this build yet.
+gas and water), smarty (Luxembourg: DSMR in AES-GCM general-glo-ciphering), evn
+(Austria: encrypted COSEM data-notification in M-Bus long frames) and hdlc (COSEM
+in HDLC frames, encrypted). The encrypted ones need the meter key: --key HEX.
 
 Examples:
   meterkast simulate --dialect dsmr5                      # live, one telegram a second
@@ -150,23 +151,18 @@ pub fn parse_rfc3339(s: &str) -> Result<Timestamp> {
 
 /// Reads a 128-bit key from 32 hex digits.
 pub fn parse_key(s: &str) -> Result<[u8; 16]> {
-    let s = s.trim();
-    if s.len() != 32 || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
-        bail!(
-            "--key must be 32 hex digits (an AES-128 key), got {} characters",
-            s.len()
-        );
-    }
-    let mut key = [0u8; 16];
-    for (i, k) in key.iter_mut().enumerate() {
-        *k = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("checked hex");
-    }
-    Ok(key)
+    crate::source::parse_key("--key", s)
 }
 
 /// Runs the command; returns the process exit code.
 pub fn run(args: SimulateArgs) -> Result<i32> {
     let key = args.key.as_deref().map(parse_key).transpose()?;
+    if key.is_none() && args.dialect.is_encrypted() {
+        anyhow::bail!(
+            "--dialect {} is encrypted: give the meter key with --key <32 hex digits>",
+            args.dialect
+        );
+    }
     if key.is_some() && !args.dialect.is_encrypted() {
         eprintln!(
             "simulate: note: --key is ignored, {} is not encrypted",

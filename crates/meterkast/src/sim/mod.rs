@@ -3,8 +3,8 @@
 //!
 //! [`Simulator`] is an iterator of `(time, frame bytes)`. The household model lives in
 //! [`model`] and knows nothing of wire formats; each output [`Dialect`] is one function
-//! from a [`MeterState`] to bytes (see [`Dialect::encode`]), so the encrypted dialects
-//! plug in as one more arm when their encoders land in the codec.
+//! from a [`MeterState`] to bytes (see [`Dialect::encode`]); the encrypted ones wrap
+//! the codec's encoder.
 //!
 //! ```
 //! use std::time::Duration;
@@ -16,12 +16,14 @@
 //! assert!(bytes.starts_with(b"/"));
 //! ```
 
+pub mod dlms;
 pub mod dsmr;
 pub mod model;
 
 use std::fmt;
 use std::time::Duration;
 
+use meterkast_codec::dlms::encode::Encoder;
 use meterkast_codec::Timestamp;
 
 pub use model::{Household, MeterState, Region};
@@ -66,14 +68,6 @@ impl Dialect {
         }
     }
 
-    /// Whether this build can produce the dialect (the DLMS encoders are still to come).
-    pub const fn is_available(self) -> bool {
-        matches!(
-            self,
-            Dialect::Dsmr5 | Dialect::Dsmr4 | Dialect::Dsmr22 | Dialect::Be
-        )
-    }
-
     /// Whether frames of this dialect are encrypted (and so need a key).
     pub const fn is_encrypted(self) -> bool {
         matches!(self, Dialect::Smarty | Dialect::Evn | Dialect::Hdlc)
@@ -87,18 +81,22 @@ impl Dialect {
         }
     }
 
-    /// Appends one frame for `state` to `out`.
-    ///
-    /// One arm per format; the encrypted dialects will take their key from `key`.
-    pub fn encode(self, state: &MeterState, _key: Option<&[u8; 16]>, out: &mut Vec<u8>) {
-        match self {
-            Dialect::Dsmr5 => dsmr::dsmr5(state, out),
-            Dialect::Dsmr4 => dsmr::dsmr42(state, out),
-            Dialect::Dsmr22 => dsmr::dsmr22(state, out),
-            Dialect::Be => dsmr::fluvius(state, out),
-            Dialect::Smarty | Dialect::Evn | Dialect::Hdlc => {
-                unreachable!("Simulator::new refuses unavailable dialects")
+    /// Appends one frame for `state` to `out`. The encrypted dialects use `enc` (their
+    /// keys, system title and frame counter); without one they are not written.
+    pub fn encode(self, state: &MeterState, enc: Option<&mut Encoder>, out: &mut Vec<u8>) {
+        match (self, enc) {
+            (Dialect::Dsmr5, _) => dsmr::dsmr5(state, out),
+            (Dialect::Dsmr4, _) => dsmr::dsmr42(state, out),
+            (Dialect::Dsmr22, _) => dsmr::dsmr22(state, out),
+            (Dialect::Be, _) => dsmr::fluvius(state, out),
+            (Dialect::Smarty, Some(enc)) => {
+                let mut text = Vec::with_capacity(1024);
+                dsmr::smarty(state, &mut text);
+                out.extend_from_slice(&enc.smarty(&text));
             }
+            (Dialect::Evn, Some(enc)) => dlms::evn(state, enc, out),
+            (Dialect::Hdlc, Some(enc)) => dlms::hdlc(state, enc, out),
+            (Dialect::Smarty | Dialect::Evn | Dialect::Hdlc, None) => {}
         }
     }
 }
@@ -112,8 +110,6 @@ impl fmt::Display for Dialect {
 /// Why a simulator could not be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SimError {
-    /// The dialect's encoder is not part of this build yet.
-    Unavailable(Dialect),
     /// The interval is zero.
     ZeroInterval,
 }
@@ -121,11 +117,6 @@ pub enum SimError {
 impl fmt::Display for SimError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SimError::Unavailable(d) => write!(
-                f,
-                "dialect {d} is not available in this build yet (its DLMS encoder is still \
-                 being written); use dsmr5, dsmr4, dsmr22 or be"
-            ),
             SimError::ZeroInterval => f.write_str("the interval must be longer than zero"),
         }
     }
@@ -139,7 +130,7 @@ impl std::error::Error for SimError {}
 #[derive(Clone, Debug)]
 pub struct Simulator {
     dialect: Dialect,
-    key: Option<[u8; 16]>,
+    encoder: Option<Encoder>,
     household: Household,
     interval_ms: u64,
     started: bool,
@@ -154,16 +145,13 @@ impl Simulator {
         start: Timestamp,
         interval: Duration,
     ) -> Result<Simulator, SimError> {
-        if !dialect.is_available() {
-            return Err(SimError::Unavailable(dialect));
-        }
         let interval_ms = interval.as_millis() as u64;
         if interval_ms == 0 {
             return Err(SimError::ZeroInterval);
         }
         Ok(Simulator {
             dialect,
-            key: None,
+            encoder: None,
             household: Household::new(seed, dialect.region(), start.0 * 1000),
             interval_ms,
             started: false,
@@ -171,9 +159,11 @@ impl Simulator {
         })
     }
 
-    /// Sets the key for the encrypted dialects (ignored by the plaintext ones).
+    /// Sets the encryption key for the encrypted dialects (ignored by the plaintext
+    /// ones); Smarty frames are authenticated with the Luxembourg default key.
     pub fn with_key(mut self, key: [u8; 16]) -> Simulator {
-        self.key = Some(key);
+        let title = dlms::system_title(&self.household.state().meter_id);
+        self.encoder = Some(Encoder::new(&key, None, title, 1));
         self
     }
 
@@ -206,7 +196,8 @@ impl Simulator {
         self.started = true;
         self.buf.clear();
         let state = self.household.state();
-        self.dialect.encode(state, self.key.as_ref(), &mut self.buf);
+        self.dialect
+            .encode(state, self.encoder.as_mut(), &mut self.buf);
         (state.time, &self.buf)
     }
 }
@@ -243,10 +234,45 @@ mod tests {
     }
 
     #[test]
-    fn unavailable_dialects_say_so() {
+    fn encrypted_dialects_decode_with_their_key_only() {
+        use meterkast_codec::{Decoder, Keys, Reading};
+        let key = [7u8; 16];
         for d in [Dialect::Smarty, Dialect::Evn, Dialect::Hdlc] {
-            let e = Simulator::new(d, 1, Timestamp(0), Duration::from_secs(1)).unwrap_err();
-            assert!(e.to_string().contains("not available in this build yet"));
+            let mut sim = Simulator::new(d, 3, Timestamp(1_774_742_400), Duration::from_secs(1))
+                .unwrap()
+                .with_key(key);
+            let (_, bytes) = sim.next_frame();
+            let bytes = bytes.to_vec();
+            let want = sim.state().clone();
+            let mut dec = Decoder::with_keys(Keys {
+                encryption: Some(key),
+                authentication: None,
+            });
+            dec.push(&bytes);
+            dec.finish();
+            let f = dec.next().unwrap().unwrap_or_else(|e| panic!("{d}: {e}"));
+            let r = Reading::from_telegram(&f.telegram);
+            let import: u64 = want.import_wh.iter().sum();
+            assert_eq!(
+                r.total_power_import_kwh,
+                Some(import as f64 / 1000.0),
+                "{d}"
+            );
+            assert_eq!(
+                r.active_voltage_l1_v,
+                Some(f64::from(want.phases[0].voltage_dv) / 10.0),
+                "{d}"
+            );
+            let mut wrong = Decoder::with_keys(Keys {
+                encryption: Some([8u8; 16]),
+                authentication: None,
+            });
+            wrong.push(&bytes);
+            wrong.finish();
+            assert!(
+                !matches!(wrong.next(), Some(Ok(_))),
+                "{d}: decoded with the wrong key"
+            );
         }
         assert_eq!(
             Simulator::new(Dialect::Dsmr5, 1, Timestamp(0), Duration::ZERO).unwrap_err(),

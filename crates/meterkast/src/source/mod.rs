@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use meterkast_codec::{Decoder, Telegram};
+use meterkast_codec::{Decoder, Keys, Telegram};
 use tokio::sync::{mpsc, watch};
 use url::Url;
 
@@ -32,45 +32,10 @@ pub struct Frame {
     pub raw: Vec<u8>,
 }
 
-/// Decryption keys for one source's meter.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Keys {
-    /// The 16-byte encryption key (EK / GUEK).
-    pub key: Option<[u8; 16]>,
-    /// The 16-byte authentication key (AK / GAK).
-    pub auth_key: Option<[u8; 16]>,
-}
-
-impl std::fmt::Debug for Keys {
-    /// Keys never appear in logs.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Keys {{ key: {}, auth_key: {} }}",
-            if self.key.is_some() { "set" } else { "none" },
-            if self.auth_key.is_some() {
-                "set"
-            } else {
-                "none"
-            }
-        )
-    }
-}
-
-/// Parses a 16-byte key written as 32 hex digits.
+/// Parses a 16-byte key written as 32 hex digits; the error names the setting, never
+/// the key.
 pub fn parse_key(what: &str, hex: &str) -> Result<[u8; 16]> {
-    let hex = hex.trim();
-    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!(
-            "{what} must be 32 hexadecimal digits (16 bytes), got {} characters",
-            hex.len()
-        );
-    }
-    let mut k = [0u8; 16];
-    for (i, b) in k.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("checked hex");
-    }
-    Ok(k)
+    meterkast_codec::dlms::cipher::parse_key(hex).map_err(|e| anyhow::anyhow!("{what}: {e}"))
 }
 
 /// Serial line settings.
@@ -177,10 +142,10 @@ impl SourceSpec {
             .collect();
         let mut keys = Keys::default();
         if let Some(k) = q.remove("key") {
-            keys.key = Some(parse_key("key", &k)?);
+            keys.encryption = Some(parse_key("key", &k)?);
         }
         if let Some(k) = q.remove("auth_key") {
-            keys.auth_key = Some(parse_key("auth_key", &k)?);
+            keys.authentication = Some(parse_key("auth_key", &k)?);
         }
         let host = || url.host_str().map(str::to_string).filter(|h| !h.is_empty());
         let kind = match url.scheme() {
@@ -397,6 +362,7 @@ pub fn now() -> i64 {
 /// each cause with what to do, then every hundredth), and sends frames on.
 pub struct Feeder {
     decoder: Decoder,
+    keys: Keys,
     name: Arc<str>,
     ctx: Ctx,
     last_time: Option<i64>,
@@ -415,9 +381,9 @@ fn advice(cause: &str) -> &'static str {
 impl Feeder {
     /// A feeder for a source.
     pub fn new(spec: &SourceSpec, ctx: Ctx) -> Feeder {
-        let _ = &spec.keys; // keys are handed to the decoder once encrypted meters are supported
         Feeder {
-            decoder: Decoder::new(),
+            decoder: Decoder::with_keys(spec.keys),
+            keys: spec.keys,
             name: Arc::from(spec.name.as_str()),
             ctx,
             last_time: None,
@@ -431,7 +397,7 @@ impl Feeder {
 
     /// Starts over after a reconnect: bytes of a half-received frame are dropped.
     pub fn reset(&mut self) {
-        self.decoder = Decoder::new();
+        self.decoder = Decoder::with_keys(self.keys);
     }
 
     /// Feeds bytes; sends every accepted frame. Returns how many were accepted, or an
@@ -541,7 +507,7 @@ mod tests {
             "{}",
             s.name
         );
-        assert_eq!(s.keys.key.unwrap()[15], 15);
+        assert_eq!(s.keys.encryption.unwrap()[15], 15);
         assert_eq!(
             SourceSpec::parse("file:///tmp/x.txt?speed=max")
                 .unwrap()

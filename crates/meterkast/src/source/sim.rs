@@ -31,7 +31,7 @@ pub async fn run(spec: &SourceSpec, mut ctx: Ctx) -> Result<()> {
     let start = now() - backfill.as_secs() as i64;
     let mut sim = Simulator::new(d, *seed, Timestamp(start), *interval)
         .with_context(|| format!("sim://{dialect}"))?;
-    if let Some(k) = spec.keys.key {
+    if let Some(k) = spec.keys.encryption {
         sim = sim.with_key(k);
     }
     let mut feeder = Feeder::new(spec, ctx.clone());
