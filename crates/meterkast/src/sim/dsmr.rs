@@ -373,6 +373,32 @@ pub fn fluvius(s: &MeterState, out: &mut Vec<u8>) {
     finish_crc(out, start);
 }
 
+/// A Luxembourg Smarty telegram as a Sagemcom T210-D writes it inside the encryption:
+/// single-register totals in kWh, the 0-0:42.0.0 logical device name, 5-minute gas.
+pub fn smarty(s: &MeterState, out: &mut Vec<u8>) {
+    let start = out.len();
+    line(out, "/Lux5\\253663629_D");
+    line(out, "");
+    line(out, "1-3:0.2.8(42)");
+    open(out, "0-0:1.0.0");
+    put_time(out, s.time, true);
+    close(out);
+    hex_id(out, "0-0:42.0.0", &s.meter_id);
+    kwh(out, "1-0:1.8.0", s.import_wh[0] + s.import_wh[1], 6);
+    kwh(out, "1-0:2.8.0", s.export_wh[0] + s.export_wh[1], 6);
+    kw(out, "1-0:1.7.0", s.import_w);
+    kw(out, "1-0:2.7.0", s.export_w);
+    line(out, "0-0:96.13.0()");
+    line(out, "0-0:96.13.2()");
+    voltages(out, s, 3);
+    whole_amps(out, s);
+    phase_powers(out, s);
+    line(out, "0-1:24.1.0(003)");
+    hex_id(out, "0-1:96.1.0", &s.gas_id);
+    mbus(out, "0-1:24.2.1", &s.gas_5min);
+    finish_crc(out, start);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,30 +459,4 @@ mod tests {
             }
         }
     }
-}
-
-/// A Luxembourg Smarty telegram as a Sagemcom T210-D writes it inside the encryption:
-/// single-register totals in kWh, the 0-0:42.0.0 logical device name, 5-minute gas.
-pub fn smarty(s: &MeterState, out: &mut Vec<u8>) {
-    let start = out.len();
-    line(out, "/Lux5\\253663629_D");
-    line(out, "");
-    line(out, "1-3:0.2.8(42)");
-    open(out, "0-0:1.0.0");
-    put_time(out, s.time, true);
-    close(out);
-    hex_id(out, "0-0:42.0.0", &s.meter_id);
-    kwh(out, "1-0:1.8.0", s.import_wh[0] + s.import_wh[1], 6);
-    kwh(out, "1-0:2.8.0", s.export_wh[0] + s.export_wh[1], 6);
-    kw(out, "1-0:1.7.0", s.import_w);
-    kw(out, "1-0:2.7.0", s.export_w);
-    line(out, "0-0:96.13.0()");
-    line(out, "0-0:96.13.2()");
-    voltages(out, s, 3);
-    whole_amps(out, s);
-    phase_powers(out, s);
-    line(out, "0-1:24.1.0(003)");
-    hex_id(out, "0-1:96.1.0", &s.gas_id);
-    mbus(out, "0-1:24.2.1", &s.gas_5min);
-    finish_crc(out, start);
 }
