@@ -384,13 +384,17 @@ impl<'a> Telegram<'a> {
             .map(|o| &o.value)
     }
 
-    /// The electricity meter's equipment identifier, as sent.
+    /// The electricity meter's equipment identifier, as sent; for encrypted DLMS
+    /// meters that send none, their system title (hex).
     pub fn meter_id(&self) -> Option<&str> {
-        METER_ID_CODES.iter().find_map(|c| {
-            self.get(*c)
-                .and_then(Value::as_text)
-                .filter(|t| !t.is_empty())
-        })
+        METER_ID_CODES
+            .iter()
+            .find_map(|c| {
+                self.get(*c)
+                    .and_then(Value::as_text)
+                    .filter(|t| !t.is_empty())
+            })
+            .or_else(|| self.security.as_ref().map(|s| s.system_title.as_str()))
     }
 
     /// A copy that borrows nothing.

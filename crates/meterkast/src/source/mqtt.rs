@@ -49,7 +49,8 @@ pub async fn run(spec: &SourceSpec, mut ctx: Ctx) -> Result<()> {
         opts.set_credentials(u.as_str(), password.clone().unwrap_or_default());
     }
     let (client, mut events) = AsyncClient::new(opts, 64);
-    let mut feeder = Feeder::new(spec, ctx.clone());
+    // Each topic is its own byte stream (a wildcard may cover several meters).
+    let mut feeders: std::collections::HashMap<String, Feeder> = std::collections::HashMap::new();
     loop {
         let ev = tokio::select! {
             e = events.poll() => e,
@@ -62,6 +63,21 @@ pub async fn run(spec: &SourceSpec, mut ctx: Ctx) -> Result<()> {
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let bytes = payload_bytes(&p.payload);
+                let feeder = match feeders.get_mut(&p.topic) {
+                    Some(f) => f,
+                    None => {
+                        if feeders.len() >= 10_000 {
+                            tracing::warn!(
+                                "{}: more than 10000 topics; forgetting their partial frames",
+                                spec.name
+                            );
+                            feeders.clear();
+                        }
+                        feeders
+                            .entry(p.topic.clone())
+                            .or_insert_with(|| Feeder::new(spec, ctx.clone()))
+                    }
+                };
                 feeder.feed(&bytes, false).await?;
             }
             Ok(_) => {}
