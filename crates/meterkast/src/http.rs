@@ -24,9 +24,24 @@ pub struct AppState {
 /// The router.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/api/v1/now", get(now))
         .with_state(state)
+}
+
+/// `GET /`: what this server offers, until the dashboard takes this place.
+async fn index() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        concat!(
+            "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>",
+            "<title>meterkast</title><h1>meterkast ",
+            env!("CARGO_PKG_VERSION"),
+            "</h1><ul><li><a href='/api/v1/now'>/api/v1/now</a>: the latest reading of every meter",
+            "<li><a href='/healthz'>/healthz</a>: sources and their state</ul>"
+        ),
+    )
 }
 
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {

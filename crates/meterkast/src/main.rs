@@ -6,9 +6,10 @@ use meterkast::cmd;
 
 /// Read a smart meter's P1 / customer port and make the data useful.
 ///
-/// Start with `meterkast parse FILE` to decode a capture, or see `meterkast help <command>`.
+/// Try it without a meter: `meterkast run --demo`, then open http://127.0.0.1:8080/.
+/// Decode a capture: `meterkast parse FILE`. More: `meterkast help <command>`.
 #[derive(Parser, Debug)]
-#[command(name = "meterkast", version, about, long_about = None, propagate_version = true)]
+#[command(name = "meterkast", version, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,11 +17,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Decode raw meter output (files or stdin) into JSON Lines.
     Parse(cmd::parse::ParseArgs),
-    /// Run the daemon: read meters, store everything, serve the API and dashboard.
     Run(cmd::run::RunArgs),
-    /// Load raw meter captures into the database, with roll-ups.
     Import(cmd::import::ImportArgs),
     /// Write a simulated meter's output (stdout or TCP), for demos, tests and benchmarks.
     #[command(long_about = cmd::simulate::LONG_HELP)]
