@@ -242,8 +242,16 @@ impl Reading {
                 (1, 0, 14, 7, 0) => r.active_frequency_hz = scaled(v, "Hz", 0),
                 (1, 0, 13, 7, 0) => r.active_power_factor = v.as_f64(),
                 (0, 0, 96, 14, 0) => {
+                    // `0002`, or E.ON Hungary's `TARIFF 1`: the digits at the end.
                     r.active_tariff = match v {
-                        Value::Text(s) => s.trim().parse().ok(),
+                        Value::Text(s) => {
+                            let digits = s
+                                .trim_end()
+                                .rsplit(|c: char| !c.is_ascii_digit())
+                                .next()
+                                .unwrap_or("");
+                            digits.parse().ok()
+                        }
                         _ => count(v),
                     }
                 }

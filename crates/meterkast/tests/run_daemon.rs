@@ -194,4 +194,19 @@ fn file_source_replays_a_capture_and_bad_frames_do_not_stop_it() {
     let db = d.db.clone();
     d.stop();
     assert_eq!(rusqlite_count(&db), 49);
+    // The roll-ups hold exactly the register's rise, the damaged telegram's share
+    // included in the next delta: 2049 − 2000 Wh.
+    use meterkast::store::sqlite::SqliteReader;
+    use meterkast::store::{Step, StoreRead};
+    let r = SqliteReader::open(&db).unwrap();
+    let m = r.meters().unwrap()[0].id;
+    let quarters = r.rollups(m, Step::Quarter, 0, i64::MAX).unwrap();
+    assert_eq!(quarters.iter().map(|q| q.rollup.sums[0]).sum::<i64>(), 49);
+    assert_eq!(
+        quarters.iter().map(|q| q.rollup.sums[14]).sum::<i64>(),
+        49,
+        "one sample per stored telegram"
+    );
+    let days = r.rollups(m, Step::Day, 0, i64::MAX).unwrap();
+    assert_eq!(days.iter().map(|q| q.rollup.sums[0]).sum::<i64>(), 49);
 }

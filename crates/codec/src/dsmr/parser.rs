@@ -506,6 +506,26 @@ mod tests {
     }
 
     #[test]
+    fn hungarian_forms_and_long_messages() {
+        let msg: alloc::string::String = core::iter::repeat("4D").take(1024).collect();
+        let text = alloc::format!(
+            "/SAG5SAG-METER\r\n\r\n0-0:96.14.0(TARIFF 1)\r\n0-0:96.3.10(ON)\r\n0-0:17.0.0(24000*W)\r\n0-0:96.13.0({msg})\r\n!"
+        );
+        let t = parse_body(text.as_bytes(), true).unwrap();
+        assert_eq!(t.objects[0].value, Value::Text("TARIFF 1".into()));
+        assert_eq!(t.objects[1].value, Value::Text("ON".into()));
+        assert_eq!(
+            t.objects[2].value,
+            Value::Number {
+                value: Decimal::new(24000, 0),
+                unit: Some("W".into())
+            }
+        );
+        assert_eq!(t.objects[3].value.as_text().map(str::len), Some(2048));
+        assert_eq!(crate::Reading::from_telegram(&t).active_tariff, Some(1));
+    }
+
+    #[test]
     fn bad_lines_are_syntax_errors() {
         for bad in [
             "/X\r\n\r\nhello\r\n!",
