@@ -507,7 +507,7 @@ mod tests {
 
     #[test]
     fn hungarian_forms_and_long_messages() {
-        let msg: alloc::string::String = core::iter::repeat("4D").take(1024).collect();
+        let msg = "4D".repeat(1024);
         let text = alloc::format!(
             "/SAG5SAG-METER\r\n\r\n0-0:96.14.0(TARIFF 1)\r\n0-0:96.3.10(ON)\r\n0-0:17.0.0(24000*W)\r\n0-0:96.13.0({msg})\r\n!"
         );
