@@ -55,6 +55,12 @@ pub struct FileConfig {
     /// Sources to read.
     #[serde(default)]
     pub sources: Vec<FileSource>,
+    /// The raw telegram bridge's listen address.
+    pub tcp_bridge: Option<String>,
+    /// A bearer token the API requires.
+    pub auth_token: Option<String>,
+    /// `user:password` for HTTP basic authentication.
+    pub auth_basic: Option<String>,
 }
 
 impl FileConfig {

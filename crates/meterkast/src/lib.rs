@@ -3,6 +3,7 @@
 //! The binary is a thin shell over these modules: one per subcommand (`cmd`), the
 //! store, the ingest pipeline, and the JSON shapes other tools rely on.
 
+pub mod bridge;
 pub mod cmd;
 pub mod config;
 pub mod http;

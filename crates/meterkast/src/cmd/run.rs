@@ -11,7 +11,7 @@ use clap::Args;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::FileConfig;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Auth, Latest, Metrics};
 use crate::pipeline;
 use crate::source::{self, Ctx, SourceSpec, SourceStatus};
 use crate::store::ingest::{Backend, Incoming, Ingestor};
@@ -49,6 +49,16 @@ pub struct RunArgs {
     /// Days of full-resolution readings to keep [default: 31]; roll-ups are kept forever.
     #[arg(long, env = "MK_RETENTION_DAYS")]
     pub retention_days: Option<u32>,
+    /// Serve every raw telegram to TCP clients (for Home Assistant's DSMR integration,
+    /// Domoticz, dsmr_parser...), e.g. 0.0.0.0:2000.
+    #[arg(long, env = "MK_TCP_BRIDGE")]
+    pub tcp_bridge: Option<String>,
+    /// Require this bearer token on the API (Authorization: Bearer TOKEN).
+    #[arg(long, env = "MK_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Require HTTP basic authentication, given as user:password.
+    #[arg(long, env = "MK_AUTH_BASIC", hide_env_values = true)]
+    pub auth_basic: Option<String>,
 }
 
 /// The settings after merging file, environment and flags.
@@ -62,6 +72,10 @@ pub struct Settings {
     pub sources: Vec<SourceSpec>,
     /// Retention of full-resolution readings, in days.
     pub retention_days: u32,
+    /// The raw telegram bridge's address.
+    pub tcp_bridge: Option<SocketAddr>,
+    /// API access control.
+    pub auth: Auth,
 }
 
 impl RunArgs {
@@ -102,11 +116,25 @@ impl RunArgs {
             .iter()
             .map(|u| SourceSpec::parse(u))
             .collect::<Result<Vec<_>>>()?;
+        let bridge = self.tcp_bridge.clone().or(file.tcp_bridge.clone());
+        let tcp_bridge =
+            match bridge {
+                Some(b) => Some(b.parse().with_context(|| {
+                    format!("--tcp-bridge {b}: use an address like 0.0.0.0:2000")
+                })?),
+                None => None,
+            };
+        let auth = Auth::from_settings(
+            self.auth_token.clone().or(file.auth_token.clone()),
+            self.auth_basic.clone().or(file.auth_basic.clone()),
+        )?;
         Ok(Settings {
             db,
             http,
             sources,
             retention_days: self.retention_days.or(file.retention_days).unwrap_or(31),
+            tcp_bridge,
+            auth,
         })
     }
 }
@@ -116,6 +144,7 @@ fn writer(
     db: PathBuf,
     rx: std_mpsc::Receiver<Incoming>,
     retention_days: u32,
+    metrics: Arc<Metrics>,
     ready: std_mpsc::Sender<Result<()>>,
 ) {
     let mut ing = match SqliteBackend::open(&db).and_then(Ingestor::new) {
@@ -140,15 +169,24 @@ fn writer(
         if let Ok(inc) = got {
             let meter = inc.meter.clone();
             match ing.add(inc) {
-                Ok(_) => {
+                Ok(outcome) => {
+                    if outcome == crate::store::Outcome::Duplicate {
+                        metrics
+                            .duplicates
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     oldest_pending.get_or_insert_with(Instant::now);
                 }
                 Err(e) => tracing::error!("meter {meter}: storing failed: {e:#}"),
             }
         }
         if oldest_pending.is_some_and(|t| t.elapsed() >= commit_every) || closed {
-            if let Err(e) = ing.commit() {
-                tracing::error!("{}: commit failed: {e:#} (is the disk full?)", db.display());
+            let started = Instant::now();
+            match ing.commit() {
+                Ok(()) => metrics.commit(started.elapsed().as_micros() as u64),
+                Err(e) => {
+                    tracing::error!("{}: commit failed: {e:#} (is the disk full?)", db.display())
+                }
             }
             oldest_pending = None;
         }
@@ -215,45 +253,46 @@ async fn serve(settings: Settings) -> Result<()> {
     let (ready_tx, ready_rx) = std_mpsc::channel();
     let db = settings.db.clone();
     let retention = settings.retention_days;
+    let metrics = Arc::new(Metrics::default());
+    let writer_metrics = metrics.clone();
     let writer_thread = std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || writer(db, store_rx, retention, ready_tx))?;
+        .spawn(move || writer(db, store_rx, retention, writer_metrics, ready_tx))?;
     ready_rx
         .recv()
         .context("the store writer did not start")??;
 
-    let state = AppState::default();
-    {
-        let reader = SqliteReader::open(&settings.db)?;
-        let mut latest = state.latest.write().expect("latest lock");
-        for m in reader.meters()? {
-            if let Some(f) = m.last_frame {
-                latest.insert(m.equipment_id, f);
-            }
-        }
-    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let (frame_tx, mut frame_rx) = mpsc::channel::<source::Frame>(1024);
     let mut statuses = Vec::new();
-    let mut tasks = Vec::new();
+    let mut specs = Vec::new();
     for spec in settings.sources.clone() {
         let status = Arc::new(Mutex::new(SourceStatus {
             name: spec.name.clone(),
             ..Default::default()
         }));
         statuses.push(status.clone());
-        let ctx = Ctx {
-            tx: frame_tx.clone(),
-            status,
-            shutdown: stop_rx.clone(),
-        };
-        tasks.push(tokio::spawn(source::run(spec, ctx)));
+        specs.push((spec, status));
     }
-    drop(frame_tx);
-    let state = AppState {
-        sources: Arc::new(statuses),
-        ..state
-    };
+    let mut state = AppState::new(settings.db.clone(), statuses, settings.auth.clone());
+    state.metrics = metrics.clone();
+    {
+        let reader = SqliteReader::open(&settings.db)?;
+        let mut latest = state.latest.write().expect("latest lock");
+        for m in reader.meters()? {
+            if let Some(f) = m.last_frame {
+                let raw = m.last_raw.unwrap_or_default();
+                latest.insert(
+                    m.equipment_id,
+                    Latest {
+                        frame: f.into(),
+                        raw: raw.into(),
+                        ts: m.last_seen,
+                    },
+                );
+            }
+        }
+    }
 
     let listener = tokio::net::TcpListener::bind(settings.http)
         .await
@@ -264,19 +303,41 @@ async fn serve(settings: Settings) -> Result<()> {
             )
         })?;
     let addr = listener.local_addr()?;
-    if !addr.ip().is_loopback() {
+    if !addr.ip().is_loopback() && !settings.auth.is_enabled() {
         tracing::warn!(
-            "listening on {addr} without authentication: anyone on the network can read your meter"
+            "listening on {addr} without authentication: anyone on the network can read your meter (see --auth-token)"
         );
     }
+    let (bridge_tx, _) = tokio::sync::broadcast::channel::<Arc<[u8]>>(64);
+    let bridge = match settings.tcp_bridge {
+        Some(a) => Some(crate::bridge::bind(a).await?),
+        None => None,
+    };
     eprintln!(
         "meterkast {}: API on http://{addr}/ (database {})",
         env!("CARGO_PKG_VERSION"),
         settings.db.display()
     );
-    for s in &settings.sources {
-        eprintln!("  source {}", s.name);
+    if let Some(b) = bridge.as_ref().and_then(crate::bridge::local_addr) {
+        eprintln!("  raw telegram bridge on tcp://{b}");
+        tokio::spawn(crate::bridge::serve(
+            bridge.expect("bound"),
+            bridge_tx.clone(),
+            metrics.clone(),
+            stop_rx.clone(),
+        ));
     }
+    let mut tasks = Vec::new();
+    for (spec, status) in specs {
+        eprintln!("  source {}", spec.name);
+        let ctx = Ctx {
+            tx: frame_tx.clone(),
+            status,
+            shutdown: stop_rx.clone(),
+        };
+        tasks.push(tokio::spawn(source::run(spec, ctx)));
+    }
+    drop(frame_tx);
     let app = http::router(state.clone());
     let mut http_stop = stop_rx.clone();
     let server = tokio::spawn(async move {
@@ -287,19 +348,28 @@ async fn serve(settings: Settings) -> Result<()> {
             .await
     });
 
-    // The pipeline: frames in, store and latest out.
+    // The pipeline: frames in; store, latest, live stream and bridge out.
     let pipeline = {
         let state = state.clone();
         tokio::spawn(async move {
             while let Some(f) = frame_rx.recv().await {
                 let inc = pipeline::incoming(&f.source, &f.telegram, &f.raw, f.received, true);
+                let raw: Arc<[u8]> = f.raw.into();
                 if let Some(frame) = &inc.frame {
+                    let frame: Arc<str> = frame.as_str().into();
+                    let latest = Latest {
+                        frame: frame.clone(),
+                        raw: raw.clone(),
+                        ts: inc.ts,
+                    };
                     state
                         .latest
                         .write()
                         .expect("latest lock")
-                        .insert(inc.meter.clone(), frame.clone());
+                        .insert(inc.meter.clone(), latest);
+                    let _ = state.live.send(frame);
                 }
+                let _ = bridge_tx.send(raw);
                 let tx = store_tx.clone();
                 // The bounded channel pushes back on sources when the disk is slow.
                 if !tokio::task::spawn_blocking(move || tx.send(inc).is_ok())

@@ -58,4 +58,7 @@ pub trait StoreRead {
     fn samples(&self, meter: i64, from: i64, to: i64) -> Result<Vec<Sample>>;
     /// (full-resolution samples held, bytes the store occupies).
     fn stored_size(&self) -> Result<(i64, i64)>;
+    /// The quarter-hour with the most imported energy among those starting in
+    /// `[from, to)`: (its start, Wh).
+    fn max_quarter_import(&self, meter: i64, from: i64, to: i64) -> Result<Option<(i64, i64)>>;
 }

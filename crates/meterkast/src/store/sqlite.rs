@@ -287,6 +287,16 @@ impl StoreRead for SqliteReader {
         Ok(out)
     }
 
+    fn max_quarter_import(&self, meter: i64, from: i64, to: i64) -> Result<Option<(i64, i64)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT start, import_wh FROM rollups WHERE meter_id = ?1 AND step = 900 AND start >= ?2 AND start < ?3 \
+             ORDER BY import_wh DESC, start ASC LIMIT 1",
+        )?;
+        Ok(st
+            .query_row(params![meter, from, to], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
     fn stored_size(&self) -> Result<(i64, i64)> {
         let n: i64 = self
             .conn

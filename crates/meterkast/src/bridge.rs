@@ -1,0 +1,92 @@
+//! The raw telegram bridge: every connected TCP client receives every raw telegram as
+//! it arrives (DSMR text; decrypted DSMR for Smarty), for tools that only understand a
+//! P1 stream (Home Assistant's DSMR integration, Domoticz, dsmr_parser, evcc).
+//! A slow or dead client is dropped without delaying the others or the store.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::http::Metrics;
+
+/// Telegrams a client may lag behind before it is dropped.
+const CLIENT_QUEUE: usize = 32;
+
+/// Binds the bridge; the returned future serves until shutdown.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for the telegram bridge (in use? try another port)")
+    })
+}
+
+/// Serves clients: each gets its own bounded queue, filled from the broadcast of raw
+/// telegrams; a full queue drops that client.
+pub async fn serve(
+    listener: TcpListener,
+    telegrams: broadcast::Sender<Arc<[u8]>>,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((mut sock, peer)) = accepted else {
+            continue;
+        };
+        let _ = sock.set_nodelay(true);
+        let mut rx = telegrams.subscribe();
+        let (qtx, mut qrx) = mpsc::channel::<Arc<[u8]>>(CLIENT_QUEUE);
+        let m = metrics.clone();
+        m.bridge_clients.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("telegram bridge: {peer} connected");
+        // The feeder moves telegrams into this client's queue and never waits.
+        let feeder = tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(t) => {
+                        if qtx.try_send(t).is_err() {
+                            return true;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => return true,
+                    Err(broadcast::error::RecvError::Closed) => return false,
+                }
+            }
+        });
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let too_slow = loop {
+                let t = tokio::select! {
+                    t = qrx.recv() => t,
+                    _ = stop.changed() => break false,
+                };
+                let Some(t) = t else {
+                    // The feeder gave up on this client: it fell too far behind.
+                    break feeder.await.unwrap_or(false);
+                };
+                if sock.write_all(&t).await.is_err() {
+                    break false;
+                }
+            };
+            if too_slow {
+                m.bridge_dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("telegram bridge: {peer} dropped, it could not keep up");
+            } else {
+                tracing::info!("telegram bridge: {peer} disconnected");
+            }
+            m.bridge_clients.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// The address a bridge listener is bound to.
+pub fn local_addr(l: &TcpListener) -> Option<SocketAddr> {
+    l.local_addr().ok()
+}

@@ -1,0 +1,20 @@
+//! `GET /api/v1/live`: Server-Sent Events, one `reading` event per accepted reading.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::Stream;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::StreamExt;
+
+use super::AppState;
+
+/// The event stream. A client too slow to keep up skips readings, never blocks others.
+pub async fn live(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let stream = BroadcastStream::new(s.live.subscribe())
+        .filter_map(|r| r.ok())
+        .map(|frame| Ok(Event::default().event("reading").data(frame.as_ref())));
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

@@ -1,0 +1,197 @@
+//! The HTTP side: the REST API under `/api/v1/`, its OpenAPI document, live Server-Sent
+//! Events, Prometheus metrics, and optional authentication.
+
+pub mod api;
+pub mod auth;
+pub mod live;
+pub mod metrics;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use crate::source::Status;
+use crate::store::sqlite::SqliteReader;
+
+pub use auth::Auth;
+pub use metrics::Metrics;
+
+/// The latest state of one meter, kept in memory for the fast endpoints.
+#[derive(Clone, Debug)]
+pub struct Latest {
+    /// Frame JSON (`{"meter", "timestamp", "reading", "objects", ...}`).
+    pub frame: Arc<str>,
+    /// The raw telegram (decrypted DSMR text for Smarty).
+    pub raw: Arc<[u8]>,
+    /// Its time (unix seconds).
+    pub ts: i64,
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Latest state per meter key.
+    pub latest: Arc<RwLock<BTreeMap<String, Latest>>>,
+    /// Every source's status.
+    pub sources: Arc<Vec<Status>>,
+    /// The database file (readers are opened from it and pooled).
+    pub db: PathBuf,
+    readers: Arc<Mutex<Vec<SqliteReader>>>,
+    /// Accepted frames, as frame JSON, for `/api/v1/live`.
+    pub live: broadcast::Sender<Arc<str>>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Access control.
+    pub auth: Auth,
+}
+
+impl AppState {
+    /// State for a database; no sources, no meters yet.
+    pub fn new(db: PathBuf, sources: Vec<Status>, auth: Auth) -> AppState {
+        AppState {
+            latest: Arc::default(),
+            sources: Arc::new(sources),
+            db,
+            readers: Arc::default(),
+            live: broadcast::channel(256).0,
+            metrics: Arc::default(),
+            auth,
+        }
+    }
+
+    /// Runs `f` with a pooled reader on the blocking pool.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&SqliteReader) -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let pool = self.readers.clone();
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let reader = pool.lock().expect("reader pool").pop();
+            let reader = match reader {
+                Some(r) => r,
+                None => SqliteReader::open(&db)?,
+            };
+            let out = f(&reader);
+            let mut p = pool.lock().expect("reader pool");
+            if p.len() < 4 {
+                p.push(reader);
+            }
+            out
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(format!("{e:#}")))
+    }
+}
+
+/// An error answer: `{"error": "what is wrong and how to fix it"}`.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The message.
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400: the request is wrong; the message says how to fix it.
+    pub fn bad(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    /// 404: no such thing.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+
+    /// 500: our fault (never for user input).
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        let message = message.into();
+        tracing::error!("API: {message}");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({"error": self.message}).to_string(),
+        )
+            .into_response()
+    }
+}
+
+/// The router: API, live, metrics, health; authentication in front of all but health.
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/", get(index))
+        .route("/api/openapi.json", get(api::openapi_json))
+        .route("/api/v1/now", get(api::now))
+        .route("/api/v1/meters", get(api::meters))
+        .route("/api/v1/series", get(api::series))
+        .route("/api/v1/peaks", get(api::peaks))
+        .route("/api/v1/export", get(api::export))
+        .route("/api/v1/telegram", get(api::telegram))
+        .route("/api/v1/live", get(live::live))
+        .route("/metrics", get(metrics::metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require,
+        ));
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .merge(protected)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see /api/openapi.json")
+}
+
+/// `GET /`: what this server offers, until the dashboard takes this place.
+async fn index() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        concat!(
+            "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>",
+            "<title>meterkast</title><h1>meterkast ",
+            env!("CARGO_PKG_VERSION"),
+            "</h1><ul><li><a href='/api/v1/now'>/api/v1/now</a>: the latest reading of every meter",
+            "<li><a href='/api/v1/meters'>/api/v1/meters</a>: the meters",
+            "<li><a href='/api/openapi.json'>/api/openapi.json</a>: the API",
+            "<li><a href='/healthz'>/healthz</a>: sources and their state</ul>"
+        ),
+    )
+}
+
+/// `GET /api/v1/live` (documented here; served by [`live::live`]).
+#[utoipa::path(get, path = "/api/v1/live", responses((status = 200, content_type = "text/event-stream",
+    description = "Server-Sent Events: one `reading` event per accepted reading, its data the frame JSON")))]
+#[allow(dead_code)]
+pub(crate) async fn live_doc() {}
+
+/// `GET /metrics` (documented here; served by [`metrics::metrics`]).
+#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain",
+    description = "Prometheus text: telegrams accepted and rejected by cause, source state, last reading age, store write latency")))]
+#[allow(dead_code)]
+pub(crate) async fn metrics_doc() {}
