@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::http::Metrics;
 
 /// Telegrams a client may lag behind before it is dropped.
-const CLIENT_QUEUE: usize = 32;
+const CLIENT_QUEUE: usize = 1024;
 
 /// Binds the bridge; the returned future serves until shutdown.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
@@ -62,17 +62,20 @@ pub async fn serve(
         });
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
+            let mut feeder = feeder;
+            // Every wait also watches the feeder: when it gives up on this client (its
+            // queue overflowed), a write stuck on a stalled socket is abandoned too.
             let too_slow = loop {
                 let t = tokio::select! {
                     t = qrx.recv() => t,
+                    r = &mut feeder => break r.unwrap_or(false),
                     _ = stop.changed() => break false,
                 };
-                let Some(t) = t else {
-                    // The feeder gave up on this client: it fell too far behind.
-                    break feeder.await.unwrap_or(false);
-                };
-                if sock.write_all(&t).await.is_err() {
-                    break false;
+                let Some(t) = t else { break false };
+                tokio::select! {
+                    r = sock.write_all(&t) => if r.is_err() { break false },
+                    r = &mut feeder => break r.unwrap_or(false),
+                    _ = stop.changed() => break false,
                 }
             };
             if too_slow {

@@ -149,7 +149,7 @@ fn commit(
         d.finish();
         if let Some(Ok(f)) = d.next() {
             let ts = effective_time(&f.telegram, received);
-            ingestor.set_frame(&meter, frame_json(&f.telegram, &meter, ts));
+            ingestor.set_frame(&meter, frame_json(&f.telegram, &meter, ts), f.raw);
         }
     }
     ingestor.commit()

@@ -308,7 +308,7 @@ async fn serve(settings: Settings) -> Result<()> {
             "listening on {addr} without authentication: anyone on the network can read your meter (see --auth-token)"
         );
     }
-    let (bridge_tx, _) = tokio::sync::broadcast::channel::<Arc<[u8]>>(64);
+    let (bridge_tx, _) = tokio::sync::broadcast::channel::<Arc<[u8]>>(1024);
     let bridge = match settings.tcp_bridge {
         Some(a) => Some(crate::bridge::bind(a).await?),
         None => None,

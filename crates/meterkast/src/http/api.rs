@@ -381,12 +381,9 @@ const MAX_BUCKETS: i64 = 50_000;
 /// Longest range of raw readings in one `series` request (export streams more).
 const MAX_RAW_SECONDS: i64 = 2 * 86_400;
 
-/// Checks and resolves the range of a query.
-fn range(
-    q: &SeriesQuery,
-    step: Option<Step>,
-    raw_limit: Option<i64>,
-) -> Result<(i64, i64), ApiError> {
+/// Checks and resolves the range of a query; `limited` applies the size limits of a
+/// single JSON answer (export streams, so it has none).
+fn range(q: &SeriesQuery, step: Option<Step>, limited: bool) -> Result<(i64, i64), ApiError> {
     let from = match &q.from {
         Some(f) => parse_time("from", f)?,
         None => Step::Day.bucket(crate::source::now()).0,
@@ -405,18 +402,21 @@ fn range(
         Some(Step::Month) => (to - from) / (28 * 86_400),
         None => 0,
     };
-    if approx > MAX_BUCKETS {
+    if limited && approx > MAX_BUCKETS {
         return Err(ApiError::bad(format!(
             "that is {approx} buckets; ask for at most {MAX_BUCKETS} (use a larger step)"
         )));
     }
-    if let (None, Some(limit)) = (step, raw_limit) {
-        if to - from > limit {
-            return Err(ApiError::bad(format!(
-                "step=raw covers at most {} hours per request; use /api/v1/export for more",
-                limit / 3600
-            )));
-        }
+    if limited && step.is_none() && to - from > MAX_RAW_SECONDS {
+        return Err(ApiError::bad(format!(
+            "step=raw covers at most {} hours per request; use /api/v1/export for more",
+            MAX_RAW_SECONDS / 3600
+        )));
+    }
+    if to - from > 200 * 366 * 86_400 {
+        return Err(ApiError::bad(
+            "that range spans more than 200 years; ask for less",
+        ));
     }
     Ok((from, to))
 }
@@ -457,7 +457,7 @@ pub async fn series(
 ) -> Result<Json<SeriesResponse>, ApiError> {
     let q = query(q)?;
     let step = parse_step(q.step.as_deref())?;
-    let (from, to) = range(&q, step, Some(MAX_RAW_SECONDS))?;
+    let (from, to) = range(&q, step, true)?;
     let m = resolve(&s, q.meter.clone()).await?;
     let id = m.id;
     let (b, readings) = match step {
@@ -716,7 +716,7 @@ pub async fn export(
         "json" => true,
         f => return Err(ApiError::bad(format!("format={f}: use csv or json"))),
     };
-    let (from, to) = range(&q, step, None)?;
+    let (from, to) = range(&q, step, false)?;
     let m = resolve(&s, q.meter.clone()).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
     let db = s.db.clone();

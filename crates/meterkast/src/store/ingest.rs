@@ -446,10 +446,11 @@ impl<B: Backend> Ingestor<B> {
         Ok(Outcome::Stored)
     }
 
-    /// Sets the latest frame JSON of a meter (written at the next commit).
-    pub fn set_frame(&mut self, meter: &str, frame: String) {
+    /// Sets the latest frame JSON and raw telegram of a meter (written at the next commit).
+    pub fn set_frame(&mut self, meter: &str, frame: String, raw: &[u8]) {
         if let Some(u) = self.meters.get_mut(meter).and_then(|t| t.update.as_mut()) {
             u.frame = Some(frame);
+            u.raw = raw.to_vec();
         }
     }
 

@@ -141,3 +141,39 @@ pub fn latest_import_kwh(d: &Daemon) -> Option<f64> {
         .get("total_power_import_kwh")?
         .as_f64()
 }
+
+/// Runs `meterkast import --db DB FILE` and checks it succeeded.
+pub fn import(db: &Path, file: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_meterkast"))
+        .arg("import")
+        .arg("--db")
+        .arg(db)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A GET with headers; the status code and body.
+pub fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string());
+    (status, body)
+}
