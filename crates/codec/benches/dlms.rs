@@ -69,7 +69,7 @@ fn key(hex: &str) -> [u8; 16] {
 
 fn number(t: &Telegram<'_>, obis: Obis) -> (Decimal, Option<String>) {
     match t.get(obis).unwrap_or_else(|| panic!("no {obis:?}")) {
-        Value::Number { value, unit } => (value.clone(), unit.as_deref().map(String::from)),
+        Value::Number { value, unit } => (*value, unit.as_deref().map(String::from)),
         v => panic!("{obis:?} is {v:?}, not a number"),
     }
 }
