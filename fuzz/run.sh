@@ -54,7 +54,12 @@ for d in ${FUZZ_SEEDS:-"$root/../shared/corpus/dsmr" "$root/../shared/corpus/dlm
         bin="$work/seeds-$(basename "$d")-bin"
         mkdir -p "$bin"
         for f in "$d"/*.hex; do
-            tr -cd '0-9A-Fa-f' <"$f" | xxd -r -p >"$bin/$(basename "$f" .hex).bin"
+            out="$bin/$(basename "$f" .hex).bin"
+            if command -v xxd >/dev/null 2>&1; then
+                tr -cd '0-9A-Fa-f' <"$f" | xxd -r -p >"$out"
+            else
+                python3 -c 'import re,sys; sys.stdout.buffer.write(bytes.fromhex(re.sub(r"[^0-9A-Fa-f]", "", open(sys.argv[1]).read())))' "$f" >"$out"
+            fi
         done
         seeds+=("$bin")
     fi
