@@ -122,8 +122,10 @@ fn factor(unit: Option<&str>, base: &str) -> Option<i8> {
     if u.eq_ignore_ascii_case(base) {
         return Some(0);
     }
-    let prefix = &u[..u.len().checked_sub(base.len())?];
-    if !u[prefix.len()..].eq_ignore_ascii_case(base) {
+    // Checked: a unit from a meter may hold any UTF-8 (`°C`), and the split must not
+    // fall inside a character.
+    let (prefix, rest) = u.split_at_checked(u.len().checked_sub(base.len())?)?;
+    if !rest.eq_ignore_ascii_case(base) {
         return None;
     }
     match prefix {
@@ -345,5 +347,28 @@ impl Reading {
         }
         r.external = externals;
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factor_of_units() {
+        assert_eq!(factor(None, "Wh"), Some(0));
+        assert_eq!(factor(Some("kWh"), "Wh"), Some(3));
+        assert_eq!(factor(Some("MWH"), "Wh"), Some(6));
+        assert_eq!(factor(Some("V"), "Wh"), None);
+    }
+
+    /// Found by the `cosem_notification` fuzz target: a COSEM unit code of `°C` on a
+    /// register read as energy panicked by slicing inside the `°`.
+    #[test]
+    fn factor_of_a_multibyte_unit_does_not_panic() {
+        assert_eq!(factor(Some("°C"), "Wh"), None);
+        assert_eq!(factor(Some("°C"), "W"), None);
+        assert_eq!(factor(Some("µWh"), "Wh"), None);
+        assert_eq!(factor(Some("m³"), "m3"), None);
     }
 }

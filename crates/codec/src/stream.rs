@@ -389,6 +389,17 @@ impl Decoder {
         s
     }
 
+    /// Received bytes held and not yet consumed (the unscanned rest of the input, a
+    /// decoded hex line not yet framed, a DSMR telegram still open). Bounded: whatever
+    /// the input, it stays below about 3 × [`dlms::MAX_APDU`] (a hex line of an APDU
+    /// waiting for its line end, plus one decoded before it) or, in DSMR mode,
+    /// [`dsmr::MAX_TELEGRAM`], plus the last chunk pushed. Meant for tests, fuzzing and
+    /// monitoring; reassembled multi-frame messages (at most `MAX_APDU` each) are not
+    /// counted.
+    pub fn buffered(&self) -> usize {
+        (self.buf.len() - self.pos) + (self.line.len() - self.line_pos) + self.dsmr.pending()
+    }
+
     /// Skips `n` bytes; a rejection when they were noise inside a multi-frame message
     /// (HDLC segments carry no sequence numbers: noise there means a lost frame).
     fn skip(&mut self, n: usize) -> Step {
