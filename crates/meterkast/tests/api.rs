@@ -302,7 +302,10 @@ fn live_events_arrive_as_readings_are_accepted() {
     let (mut feed, _) = source.accept().unwrap();
     let mut sse = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
     sse.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    sse.write_all(b"GET /api/v1/live HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    sse.write_all(
+        b"GET /api/v1/live HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
+    )
+    .unwrap();
     let mut got = String::new();
     let mut buf = [0u8; 4096];
     // Wait for the response head before sending, so the subscription exists.
@@ -311,16 +314,25 @@ fn live_events_arrive_as_readings_are_accepted() {
         got.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert!(got.contains("text/event-stream"), "{got}");
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 - 60;
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 60;
     feed.write_all(&telegram("LV1", t, 4321)).unwrap();
-    while !got.contains("event: reading") || !got[got.find("event: reading").unwrap()..].contains("\n\n") {
+    while !got.contains("event: reading")
+        || !got[got.find("event: reading").unwrap()..].contains("\n\n")
+    {
         let n = sse.read(&mut buf).unwrap();
         assert!(n > 0, "the event stream ended");
         got.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     let data = got.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
     let frame: J = serde_json::from_str(data).unwrap();
-    assert_eq!(frame["reading"]["total_power_import_kwh"].as_f64(), Some(4.321));
+    assert_eq!(
+        frame["reading"]["total_power_import_kwh"].as_f64(),
+        Some(4.321)
+    );
     assert_eq!(frame["meter"], "4C5631");
     d.stop();
 }

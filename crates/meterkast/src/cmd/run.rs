@@ -274,7 +274,12 @@ async fn serve(settings: Settings) -> Result<()> {
         statuses.push(status.clone());
         specs.push((spec, status));
     }
-    let mut state = AppState::new(settings.db.clone(), statuses, settings.auth.clone());
+    let mut state = AppState::new(
+        settings.db.clone(),
+        statuses,
+        settings.auth.clone(),
+        stop_rx.clone(),
+    );
     state.metrics = metrics.clone();
     {
         let reader = SqliteReader::open(&settings.db)?;
@@ -389,7 +394,13 @@ async fn serve(settings: Settings) -> Result<()> {
         let _ = t.await;
     }
     let _ = pipeline.await;
-    let _ = server.await;
+    // Open requests get a few seconds; the store must not wait on a stuck client.
+    if tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP clients still connected after 5 s; closing them");
+    }
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
     tracing::info!("stopped cleanly");
     Ok(())

@@ -11,10 +11,15 @@ use tokio_stream::StreamExt;
 
 use super::AppState;
 
-/// The event stream. A client too slow to keep up skips readings, never blocks others.
+/// The event stream. A client too slow to keep up skips readings, never blocks others;
+/// the stream ends when the server shuts down.
 pub async fn live(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut stop = s.shutdown.clone();
     let stream = BroadcastStream::new(s.live.subscribe())
         .filter_map(|r| r.ok())
         .map(|frame| Ok(Event::default().event("reading").data(frame.as_ref())));
+    let stream = futures_util::StreamExt::take_until(stream, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

@@ -50,11 +50,18 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Access control.
     pub auth: Auth,
+    /// Becomes true when the server shuts down (ends live streams).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {
     /// State for a database; no sources, no meters yet.
-    pub fn new(db: PathBuf, sources: Vec<Status>, auth: Auth) -> AppState {
+    pub fn new(
+        db: PathBuf,
+        sources: Vec<Status>,
+        auth: Auth,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> AppState {
         AppState {
             latest: Arc::default(),
             sources: Arc::new(sources),
@@ -63,6 +70,7 @@ impl AppState {
             live: broadcast::channel(256).0,
             metrics: Arc::default(),
             auth,
+            shutdown,
         }
     }
 
