@@ -98,7 +98,7 @@ pub fn run(args: ImportArgs) -> Result<i32> {
                 &name,
                 received,
                 threads,
-                args.chunk.max(4096),
+                args.chunk.max(1024),
             )?;
         } else {
             import_sequential(&mut sink, &mut file, &name, received)?;
@@ -326,14 +326,6 @@ fn import_sequential(
     Ok(())
 }
 
-/// A piece of a DSMR text file, cut right before a telegram start.
-struct Piece {
-    data: Vec<u8>,
-    /// The decoder may take the stream to have carried a CRC already (it is known to
-    /// have: the same worker saw one in an earlier piece).
-    crc_seen: bool,
-}
-
 /// What a decode worker makes of one piece.
 struct Batch {
     data: Vec<u8>,
@@ -358,11 +350,17 @@ fn decode_piece(data: Vec<u8>, crc_seen: bool, name: &str, received: i64) -> Bat
     let mut events = Vec::with_capacity(data.len() / 512);
     let mut last_raw: Vec<Option<Vec<u8>>> = Vec::new();
     let mut depends_on_crc = false;
-    let mut pieces = data.chunks(64 << 10).peekable();
-    while let Some(p) = pieces.next() {
-        decoder.push(p);
-        if pieces.peek().is_none() {
-            decoder.finish();
+    // Like the sequential path: push, drain, and only then mark the end (a decoder
+    // switches to DSMR while draining; an end marked before that would be lost).
+    let mut pieces = data.chunks(64 << 10);
+    let mut last = false;
+    while !last {
+        match pieces.next() {
+            Some(p) => decoder.push(p),
+            None => {
+                decoder.finish();
+                last = true;
+            }
         }
         loop {
             let seen_before = decoder.dsmr_crc_seen();
@@ -438,14 +436,15 @@ fn import_parallel(
         let mut inputs = Vec::new();
         let mut outputs = Vec::new();
         for _ in 0..threads {
-            let (in_tx, in_rx) = mpsc::sync_channel::<Piece>(1);
+            let (in_tx, in_rx) = mpsc::sync_channel::<Vec<u8>>(1);
             let (out_tx, out_rx) = mpsc::sync_channel::<Batch>(1);
             inputs.push(in_tx);
             outputs.push(out_rx);
             scope.spawn(move || {
+                // A CRC this worker saw in an earlier piece holds for its later ones.
                 let mut crc_seen = false;
-                for p in in_rx {
-                    let b = decode_piece(p.data, p.crc_seen || crc_seen, name, received);
+                for data in in_rx {
+                    let b = decode_piece(data, crc_seen, name, received);
                     crc_seen |= b.crc_seen_out;
                     if out_tx.send(b).is_err() {
                         break;
@@ -458,10 +457,9 @@ fn import_parallel(
             let mut k = 0usize;
             loop {
                 let mut data = std::mem::take(&mut carry);
-                data.reserve(chunk.saturating_sub(data.len()) + 1);
-                let want = chunk.saturating_sub(data.len()).max(64 << 10);
+                data.reserve(chunk);
                 let n = (&mut file)
-                    .take(want as u64)
+                    .take(chunk as u64)
                     .read_to_end(&mut data)
                     .with_context(|| format!("{name}: read failed"))?;
                 let last = n == 0;
@@ -475,11 +473,7 @@ fn import_parallel(
                         }
                     }
                 }
-                let piece = Piece {
-                    data,
-                    crc_seen: false,
-                };
-                if inputs[k % threads].send(piece).is_err() {
+                if inputs[k % threads].send(data).is_err() {
                     return Ok(());
                 }
                 k += 1;
