@@ -39,15 +39,17 @@ echo "capture: $bytes bytes ($(( bytes / n )) bytes/telegram)"
 cat "$tmp/capture.txt" >/dev/null
 
 echo "load average at import: $(cut -d' ' -f1-3 /proc/loadavg)"
-t0=$(date +%s.%N)
-"$bin" import --db "$tmp/store.db" "$tmp/capture.txt" 2>"$tmp/import.err"
-t1=$(date +%s.%N)
+TIMEFORMAT='%R %U %S'
+{ time "$bin" import --db "$tmp/store.db" "$tmp/capture.txt" 2>"$tmp/import.err"; } 2>"$tmp/time.txt"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 summary=$(tail -n 1 "$tmp/import.err")
 echo "$summary"
 rate=$(sed -n 's/.*(\([0-9]*\) telegrams\/s).*/\1/p' <<<"$summary")
-wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-echo "import: $rate telegrams/s (summary line); $wall s wall clock for the command"
+read -r wall user sys <"$tmp/time.txt"
+echo "import: $rate telegrams/s (summary line); command: $wall s wall, $user s user + $sys s system CPU"
+awk -v n="$n" -v w="$wall" -v u="$user" -v s="$sys" 'BEGIN {
+    printf "CPU per telegram: %.2f us; cores busy on average: %.2f\n", (u + s) / n * 1e6, (u + s) / w
+}'
 rm -f "$tmp/capture.txt"
 
 python3 - "$tmp/store.db" "$n" <<'PY'
