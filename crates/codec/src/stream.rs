@@ -220,7 +220,14 @@ fn advance(u: Unit, n: usize) -> usize {
 
 /// Whether `data` (starting with `/`) starts a DSMR telegram: `/`, three letters and
 /// printable text up to the line end. `None` if it cannot tell yet.
-fn dsmr_start(data: &[u8]) -> Option<bool> {
+///
+/// A [`Decoder`] switches to DSMR at the first such start; a DSMR stream cut right
+/// before one (at a line start) decodes the same in pieces as in one go, given
+/// [`Decoder::set_dsmr_crc_seen`].
+pub fn dsmr_start(data: &[u8]) -> Option<bool> {
+    if data.first() != Some(&b'/') {
+        return Some(false);
+    }
     const MAX_HEADER: usize = 96;
     for (i, &b) in data.iter().enumerate().skip(1).take(MAX_HEADER) {
         match b {
@@ -380,6 +387,17 @@ impl Decoder {
         } else if self.buf.last().is_some_and(|b| *b != b'\n') {
             self.buf.push(b'\n');
         }
+    }
+
+    /// Whether the DSMR stream has carried a CRC, so that every later telegram must.
+    pub fn dsmr_crc_seen(&self) -> bool {
+        self.dsmr_crc_seen
+    }
+
+    /// Sets what [`dsmr_crc_seen`](Self::dsmr_crc_seen) reports: for decoding the rest
+    /// of a DSMR stream, cut at a telegram start, with a new decoder.
+    pub fn set_dsmr_crc_seen(&mut self, seen: bool) {
+        self.dsmr_crc_seen = seen;
     }
 
     /// What has been seen so far.

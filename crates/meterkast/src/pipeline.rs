@@ -36,6 +36,18 @@ pub fn effective_time(t: &Telegram<'_>, received: i64) -> i64 {
     t.timestamp.map_or(received, |x| x.0)
 }
 
+/// The sub-meters of a reading as the store keeps them
+/// (`[{"channel", "type", "unique_id", "unit"}]`).
+pub fn submeters_json(reading: &Reading) -> serde_json::Value {
+    serde_json::Value::Array(
+        reading
+            .external
+            .iter()
+            .map(|x| json!({"channel": x.channel, "type": x.kind, "unique_id": x.unique_id, "unit": x.unit}))
+            .collect(),
+    )
+}
+
 /// Builds the store's view of one accepted telegram. With `with_frame` the frame JSON
 /// for `/api/v1/now` is built too (bulk imports skip it: it is the costly part).
 pub fn incoming(
@@ -48,13 +60,7 @@ pub fn incoming(
     let ts = effective_time(t, received);
     let reading = Reading::from_telegram(t);
     let sample = Sample::from_reading(ts, &reading);
-    let submeters = serde_json::Value::Array(
-        reading
-            .external
-            .iter()
-            .map(|x| json!({"channel": x.channel, "type": x.kind, "unique_id": x.unique_id, "unit": x.unit}))
-            .collect(),
-    );
+    let submeters = submeters_json(&reading);
     let meter = meter_key(t, source);
     let frame = with_frame.then(|| frame_json(t, &meter, ts));
     Incoming {

@@ -3,7 +3,9 @@
 //! full-resolution samples, and the additive roll-ups per quarter-hour, hour, day and
 //! month. A backend only has to apply the resulting [`WriteBatch`] in one transaction.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use anyhow::Result;
 
@@ -30,6 +32,29 @@ pub struct Incoming {
     /// [`Ingestor::set_frame`].
     pub frame: Option<String>,
     /// The raw telegram text.
+    pub raw: Vec<u8>,
+}
+
+/// [`Incoming`] without the per-reading allocations, for bulk imports: the source and
+/// meter are borrowed, the dialect is usually static and the sub-meters JSON is shared
+/// between the readings of one meter.
+#[derive(Clone, Debug)]
+pub struct IncomingRef<'a> {
+    /// See [`Incoming::source`].
+    pub source: &'a str,
+    /// See [`Incoming::meter`].
+    pub meter: &'a str,
+    /// See [`Incoming::dialect`].
+    pub dialect: Cow<'static, str>,
+    /// See [`Incoming::ts`].
+    pub ts: i64,
+    /// See [`Incoming::sample`].
+    pub sample: Sample,
+    /// See [`Incoming::submeters`].
+    pub submeters: Arc<serde_json::Value>,
+    /// See [`Incoming::frame`].
+    pub frame: Option<String>,
+    /// See [`Incoming::raw`].
     pub raw: Vec<u8>,
 }
 
@@ -216,11 +241,21 @@ struct OpenChunk {
     writer: ChunkWriter,
 }
 
+/// The latest state of a meter since the last commit; turned into a [`MeterUpdate`]
+/// (serialized) only at commit, not for every reading.
+struct PendingUpdate {
+    last_seen: i64,
+    dialect: Cow<'static, str>,
+    submeters: Arc<serde_json::Value>,
+    frame: Option<String>,
+    raw: Vec<u8>,
+}
+
 struct Track {
     id: i64,
     last: Option<Sample>,
     open: Option<OpenChunk>,
-    update: Option<MeterUpdate>,
+    update: Option<PendingUpdate>,
 }
 
 /// Counters of what was refused.
@@ -326,21 +361,44 @@ impl<B: Backend> Ingestor<B> {
 
     /// Takes one reading. Nothing is written until [`commit`](Self::commit).
     pub fn add(&mut self, inc: Incoming) -> Result<Outcome> {
-        // A different meter on the same source: the meter was replaced.
-        let replaces = match self.by_source.insert(inc.source.clone(), inc.meter.clone()) {
-            Some(prev) if prev != inc.meter => self.meters.get(&prev).map(|t| t.id),
-            _ => None,
+        self.add_ref(IncomingRef {
+            source: &inc.source,
+            meter: &inc.meter,
+            dialect: Cow::Owned(inc.dialect),
+            ts: inc.ts,
+            sample: inc.sample,
+            submeters: Arc::new(inc.submeters),
+            frame: inc.frame,
+            raw: inc.raw,
+        })
+    }
+
+    /// [`add`](Self::add) without owning the source and meter names.
+    pub fn add_ref(&mut self, inc: IncomingRef<'_>) -> Result<Outcome> {
+        // A different meter on the same source: the meter was replaced. (Compared in
+        // place: the names are only copied when they change.)
+        let replaces = match self.by_source.get_mut(inc.source) {
+            Some(prev) if prev.as_str() == inc.meter => None,
+            Some(prev) => {
+                let prev = std::mem::replace(prev, inc.meter.to_string());
+                self.meters.get(&prev).map(|t| t.id)
+            }
+            None => {
+                self.by_source
+                    .insert(inc.source.to_string(), inc.meter.to_string());
+                None
+            }
         };
-        if !self.meters.contains_key(&inc.meter) {
+        if !self.meters.contains_key(inc.meter) {
             let id = self.backend.create_meter(&NewMeter {
-                equipment_id: inc.meter.clone(),
-                dialect: inc.dialect.clone(),
-                source: inc.source.clone(),
+                equipment_id: inc.meter.to_string(),
+                dialect: inc.dialect.to_string(),
+                source: inc.source.to_string(),
                 first_seen: inc.ts,
                 replaces,
             })?;
             self.meters.insert(
-                inc.meter.clone(),
+                inc.meter.to_string(),
                 Track {
                     id,
                     last: None,
@@ -349,7 +407,7 @@ impl<B: Backend> Ingestor<B> {
                 },
             );
         }
-        let track = self.meters.get_mut(&inc.meter).expect("just inserted");
+        let track = self.meters.get_mut(inc.meter).expect("just inserted");
         let id = track.id;
         let s = inc.sample;
         if let Some(last) = &track.last {
@@ -359,7 +417,8 @@ impl<B: Backend> Ingestor<B> {
             }
         }
         // Register deltas against the baseline, spread over the quarter-hours they span.
-        let mut deltas: Vec<(usize, i64, i64, i64)> = Vec::new();
+        let mut deltas = [(0usize, 0i64, 0i64, 0i64); DELTA_FIELDS.len()];
+        let mut n_deltas = 0;
         let mut refused = 0;
         if let Some(prev) = &track.last {
             for (i, f) in DELTA_FIELDS.iter().enumerate() {
@@ -378,7 +437,8 @@ impl<B: Backend> Ingestor<B> {
                     refused += 1;
                     continue;
                 }
-                deltas.push((i, from, to, d));
+                deltas[n_deltas] = (i, from, to, d);
+                n_deltas += 1;
             }
         }
         // Carry forward the last known value of each field as the next baseline.
@@ -410,24 +470,19 @@ impl<B: Backend> Ingestor<B> {
                 data: o.writer.bytes().to_vec(),
             });
         }
-        let mut one = ChunkWriter::new();
-        one.push(&base);
-        track.update = Some(MeterUpdate {
-            meter: id,
+        // The meter state is serialized at commit (from `track.last`, which is `base`).
+        track.update = Some(PendingUpdate {
             last_seen: s.ts,
             dialect: inc.dialect,
-            submeters: inc.submeters.to_string(),
+            submeters: inc.submeters,
             frame: inc.frame,
             raw: inc.raw,
-            state: one.bytes().to_vec(),
         });
         self.stats.refused_deltas += u64::from(refused > 0);
-        for (i, from, to, d) in deltas {
-            let mut parts = Vec::new();
-            spread(from, to, d, |q, share| parts.push((q, share)));
-            for (q, share) in parts {
-                self.add_rollup(id, q, |r| r.sums[i] += share);
-            }
+        for &(i, from, to, d) in &deltas[..n_deltas] {
+            spread(from, to, d, |q, share| {
+                self.add_rollup(id, q, |r| r.sums[i] += share)
+            });
         }
         // Instantaneous values belong to the bucket they were measured in.
         let power = s.get(F::Power);
@@ -462,6 +517,19 @@ impl<B: Backend> Ingestor<B> {
         };
         for t in self.meters.values_mut() {
             if let Some(u) = t.update.take() {
+                let mut state = ChunkWriter::new();
+                if let Some(base) = &t.last {
+                    state.push(base);
+                }
+                let u = MeterUpdate {
+                    meter: t.id,
+                    last_seen: u.last_seen,
+                    dialect: u.dialect.into_owned(),
+                    submeters: u.submeters.to_string(),
+                    frame: u.frame,
+                    raw: u.raw,
+                    state: state.bytes().to_vec(),
+                };
                 if let Some(o) = &t.open {
                     batch.chunks.push(ChunkRow {
                         meter: t.id,
