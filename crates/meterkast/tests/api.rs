@@ -163,6 +163,21 @@ fn bad_queries_get_a_useful_4xx_never_a_5xx() {
     );
     assert_eq!(status, 200);
     assert!(csv.lines().count() > 35_000);
+    // Streamed: the daemon's peak memory stays far below what the answer weighs.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
+    let hwm_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        hwm_kb < 64 * 1024,
+        "peak memory {hwm_kb} kB while exporting"
+    );
     d.stop();
 }
 

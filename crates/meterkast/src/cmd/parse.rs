@@ -105,6 +105,14 @@ fn decode_input(
         while let Some(ev) = decoder.next() {
             match ev {
                 Ok(frame) => {
+                    if let Some(w) = &frame.warning {
+                        writeln!(
+                            stderr.lock(),
+                            "{name}: warning ({}): {}",
+                            w.cause,
+                            w.message
+                        )?;
+                    }
                     if !args.quiet {
                         serde_json::to_writer(&mut *out, &FrameJson::new(&frame.telegram))?;
                         out.write_all(b"\n")?;

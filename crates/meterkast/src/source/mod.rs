@@ -412,6 +412,9 @@ impl Feeder {
         while let Some(ev) = self.decoder.next() {
             match ev {
                 Ok(d) => {
+                    if let Some(w) = &d.warning {
+                        tracing::warn!("{}: {w} (a replayed or reset meter?)", self.name);
+                    }
                     if let Some(t) = d.telegram.timestamp {
                         self.last_time = Some(t.0);
                     }
