@@ -17,6 +17,19 @@ const POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
+/// `10^e` as a float, without `std` (`f64::powi` needs it).
+pub fn pow10_f64(e: i8) -> f64 {
+    let mut x = 1.0;
+    for _ in 0..e.unsigned_abs() {
+        x *= 10.0;
+    }
+    if e < 0 {
+        1.0 / x
+    } else {
+        x
+    }
+}
+
 impl Decimal {
     /// A decimal from its mantissa and scale.
     pub const fn new(mantissa: i64, scale: u8) -> Self {

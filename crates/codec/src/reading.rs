@@ -150,18 +150,6 @@ pub fn device_type_name(t: i64) -> &'static str {
     }
 }
 
-fn libm_pow10(e: i8) -> f64 {
-    let mut x = 1.0;
-    for _ in 0..e.unsigned_abs() {
-        x *= 10.0;
-    }
-    if e < 0 {
-        1.0 / x
-    } else {
-        x
-    }
-}
-
 fn round9(x: f64) -> f64 {
     // Sums and differences of exact decimals: remove the float noise they gain.
     let y = x * 1e9;
@@ -188,7 +176,7 @@ impl Reading {
             let exp = factor(v.unit(), base)? - to;
             match v.number() {
                 Some((d, _)) => Some(d.scaled(exp).to_f64()),
-                None => Some(v.as_f64()? * libm_pow10(exp)),
+                None => Some(v.as_f64()? * crate::decimal::pow10_f64(exp)),
             }
         };
         let count = |v: &Value<'_>| {

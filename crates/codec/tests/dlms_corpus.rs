@@ -1,6 +1,8 @@
 //! Every DLMS vector of the shared corpus, and the encrypted DSMR vectors, through the
 //! public stream `Decoder`: the values their sources assert, and the rejections.
 
+mod common;
+
 use std::path::PathBuf;
 
 use meterkast_codec::time::{cet_to_utc, Civil};
@@ -70,29 +72,6 @@ fn decode(keys: Keys, data: &[u8]) -> Out {
     o
 }
 
-/// An ISO 8601 time; without an offset it is Central European local time.
-fn iso(s: &str) -> Timestamp {
-    let n = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap();
-    let c = Civil {
-        year: i64::from(n(0..4)),
-        month: n(5..7),
-        day: n(8..10),
-        hour: n(11..13),
-        minute: n(14..16),
-        second: n(17..19),
-    };
-    match s.get(19..) {
-        Some(off) if off.len() >= 6 => {
-            let sign = if off.starts_with('-') { -1 } else { 1 };
-            let mins = i64::from(
-                off[1..3].parse::<u32>().unwrap() * 60 + off[4..6].parse::<u32>().unwrap(),
-            );
-            Timestamp(c.to_epoch().unwrap() - sign * mins * 60)
-        }
-        _ => cet_to_utc(&c, None).unwrap(),
-    }
-}
-
 /// `1-0:32.7.0.255`, `1.0.32.7.0.255` or `1-0:32.7.0`.
 fn obis(s: &str) -> Obis {
     let g: Vec<u8> = s
@@ -140,7 +119,11 @@ fn check_exact(file: &str, t: &Telegram<'static>, code: &str, spec: &Json) {
         if let Some(ascii) = raw.get("ascii").and_then(Json::as_str) {
             assert_eq!(v.as_text(), Some(ascii), "{file}: {code}");
         } else if let Some(dt) = raw.get("datetime").and_then(Json::as_str) {
-            assert_eq!(v, &Value::Time(Some(iso(dt))), "{file}: {code}");
+            assert_eq!(
+                v,
+                &Value::Time(Some(common::parse_rfc3339(dt))),
+                "{file}: {code}"
+            );
         } else if let (Some(n), None) = (raw.as_f64(), v.unit()) {
             // A raw number without scaler-unit; where a list profile gave it a unit the
             // scaled value is checked against the source's decode instead.
@@ -260,7 +243,7 @@ fn check_amshan(file: &str, t: &Telegram<'static>, fields: &Json) {
             "meter_datetime" => {
                 assert_eq!(
                     t.timestamp,
-                    Some(iso(want.as_str().unwrap())),
+                    Some(common::parse_rfc3339(want.as_str().unwrap())),
                     "{file}: {name}"
                 )
             }
@@ -304,7 +287,11 @@ fn every_dlms_vector_decodes_to_its_asserted_values() {
         // Salzburg sample's deviation says +01:00 with the summer-time bit set).
         let asserted_time = e["asserted_values"].get("datetime").is_some();
         if let (Some(dt), false) = (e["derived_values"]["datetime"].as_str(), asserted_time) {
-            assert_eq!(t.timestamp, Some(iso(dt)), "{file}: date-time");
+            assert_eq!(
+                t.timestamp,
+                Some(common::parse_rfc3339(dt)),
+                "{file}: date-time"
+            );
         }
         if let Some(a) = e["asserted_values"].as_object() {
             if a.contains_key("activeImportPower_W") {
@@ -316,7 +303,7 @@ fn every_dlms_vector_decodes_to_its_asserted_values() {
                 } else if code == "datetime" {
                     let want = match spec.get("epoch_ms") {
                         Some(ms) => Timestamp(ms.as_i64().unwrap() / 1000),
-                        None => iso(spec["value"].as_str().unwrap()),
+                        None => common::parse_rfc3339(spec["value"].as_str().unwrap()),
                     };
                     assert_eq!(t.timestamp, Some(want), "{file}: date-time");
                 }

@@ -443,18 +443,6 @@ fn text(bytes: &[u8]) -> Cow<'static, str> {
     }
 }
 
-fn pow10_f64(e: i8) -> f64 {
-    let mut x = 1.0;
-    for _ in 0..e.unsigned_abs() {
-        x *= 10.0;
-    }
-    if e < 0 {
-        1.0 / x
-    } else {
-        x
-    }
-}
-
 fn is_clock(o: Option<Obis>) -> bool {
     matches!(
         o,
@@ -489,18 +477,18 @@ fn value(
         Data::UInt(u) => match i64::try_from(*u) {
             Ok(i) => number(i),
             Err(_) => Value::Float {
-                value: *u as f64 * pow10_f64(scaler),
+                value: *u as f64 * crate::decimal::pow10_f64(scaler),
                 unit,
             },
         },
         Data::Enum(e) => number(i64::from(*e)),
         Data::Bcd(b) => number(i64::from(*b)),
         Data::Float32(f) => Value::Float {
-            value: f64::from(*f) * pow10_f64(scaler),
+            value: f64::from(*f) * crate::decimal::pow10_f64(scaler),
             unit,
         },
         Data::Float64(f) => Value::Float {
-            value: *f * pow10_f64(scaler),
+            value: *f * crate::decimal::pow10_f64(scaler),
             unit,
         },
         Data::DateTime(b) => Value::Time(date_time(b)),

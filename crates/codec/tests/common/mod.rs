@@ -24,9 +24,9 @@ pub fn manifest(dir: &str) -> Option<serde_json::Value> {
     }
 }
 
-/// Parses `2016-11-13T19:57:57+00:00` (RFC 3339 with a numeric offset or Z).
+/// Parses `2016-11-13T19:57:57+00:00` (RFC 3339 with a numeric offset or Z); without
+/// an offset the time is Central European local time.
 pub fn parse_rfc3339(s: &str) -> Timestamp {
-    let b = s.as_bytes();
     let n = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap();
     let c = Civil {
         year: i64::from(n(0..4)),
@@ -36,12 +36,17 @@ pub fn parse_rfc3339(s: &str) -> Timestamp {
         minute: n(14..16),
         second: n(17..19),
     };
-    let mut t = c.to_epoch().unwrap();
-    if b.len() > 19 && b[19] != b'Z' {
-        let off = i64::from(n(20..22)) * 3600 + i64::from(n(23..25)) * 60;
-        t -= if b[19] == b'-' { -off } else { off };
+    match s.get(19..) {
+        Some("Z") => Timestamp(c.to_epoch().unwrap()),
+        Some(off) if off.len() >= 6 => {
+            let sign = if off.starts_with('-') { -1 } else { 1 };
+            let mins = i64::from(
+                off[1..3].parse::<u32>().unwrap() * 60 + off[4..6].parse::<u32>().unwrap(),
+            );
+            Timestamp(c.to_epoch().unwrap() - sign * mins * 60)
+        }
+        _ => meterkast_codec::time::cet_to_utc(&c, None).unwrap(),
     }
-    Timestamp(t)
 }
 
 /// Whether two decimal strings denote the same number (`"0"` equals `0.000`).
