@@ -5,7 +5,6 @@ mod common;
 
 use std::path::PathBuf;
 
-use meterkast_codec::time::{cet_to_utc, Civil};
 use meterkast_codec::{Decoder, Keys, Obis, Rejection, Telegram, Timestamp, Value};
 use serde_json::Value as Json;
 
