@@ -246,10 +246,12 @@ fn peaks<'a>(gs: &[&'a [u8]]) -> Option<Value<'a>> {
 }
 
 fn interpret<'a>(obis: Obis, body: &'a [u8]) -> Result<Value<'a>, &'static str> {
-    // The common case, one group, without allocating.
-    let mut it = Groups { rest: body };
-    let first = it.next().ok_or("no value")??;
-    if it.rest.is_empty() {
+    // The common case, one group `(…)`, found with one scan and without allocating.
+    let single = match body {
+        [b'(', inner @ .., b')'] if !inner.iter().any(|&b| b == b'(' || b == b')') => Some(inner),
+        _ => None,
+    };
+    if let Some(first) = single {
         if first.is_empty() {
             return Ok(Value::Empty);
         }
