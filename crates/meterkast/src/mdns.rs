@@ -2,6 +2,7 @@
 //! dongle sends (so Home Assistant and the HomeWizard app discover meterkast), and
 //! `_http._tcp` for the dashboard. Failing to advertise only warns.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use mdns_sd::{ServiceDaemon, ServiceInfo};
@@ -15,15 +16,30 @@ pub const HWENERGY: &str = "_hwenergy._tcp.local.";
 /// The plain web service type.
 pub const HTTP: &str = "_http._tcp.local.";
 
-/// The two service records for a serial and HTTP port.
-pub fn services(serial: &str, port: u16) -> anyhow::Result<Vec<ServiceInfo>> {
+/// The two service records for a serial and the HTTP address: on that address, or on
+/// every interface's addresses when it is unspecified (`0.0.0.0`, `::`).
+pub fn services(serial: &str, addr: SocketAddr) -> anyhow::Result<Vec<ServiceInfo>> {
+    let port = addr.port();
+    let ip = addr.ip();
+    let ips: Vec<IpAddr> = if ip.is_unspecified() {
+        vec![]
+    } else {
+        vec![ip]
+    };
+    let auto = |s: ServiceInfo| {
+        if ip.is_unspecified() {
+            s.enable_addr_auto()
+        } else {
+            s
+        }
+    };
     let short = &serial[serial.len().saturating_sub(6)..];
     let host = format!("meterkast-{short}.local.");
     let hw = ServiceInfo::new(
         HWENERGY,
         &format!("p1meter-{short}"),
         &host,
-        "",
+        &ips[..],
         port,
         &[
             ("api_enabled", "1"),
@@ -32,24 +48,27 @@ pub fn services(serial: &str, port: u16) -> anyhow::Result<Vec<ServiceInfo>> {
             ("product_name", PRODUCT_NAME),
             ("product_type", PRODUCT_TYPE),
         ][..],
-    )?
-    .enable_addr_auto();
+    )?;
     let http = ServiceInfo::new(
         HTTP,
         &format!("meterkast-{short}"),
         &host,
-        "",
+        &ips[..],
         port,
         &[("path", "/")][..],
-    )?
-    .enable_addr_auto();
-    Ok(vec![hw, http])
+    )?;
+    Ok(vec![auto(hw), auto(http)])
 }
 
-/// Advertises the services on every multicast interface until `stop` turns true;
-/// re-announces when the serial changes (the first meter arrives, or another becomes
-/// the primary one).
-pub async fn advertise(state: AppState, port: u16, mut stop: watch::Receiver<bool>) {
+/// Advertises the services until `stop` turns true; re-announces when the serial
+/// changes (the first meter arrives, or another becomes the primary one). A server
+/// listening on loopback only is not advertised: nobody else could reach it.
+pub async fn advertise(state: AppState, addr: SocketAddr, mut stop: watch::Receiver<bool>) {
+    if addr.ip().is_loopback() {
+        tracing::info!("mDNS: not advertising, the API listens on {addr} (loopback) only");
+        return;
+    }
+    let port = addr.port();
     let daemon = match ServiceDaemon::new() {
         Ok(d) => d,
         Err(e) => {
@@ -66,7 +85,7 @@ pub async fn advertise(state: AppState, port: u16, mut stop: watch::Receiver<boo
                     let _ = daemon.unregister(&n);
                 }
             }
-            match services(&serial, port) {
+            match services(&serial, addr) {
                 Ok(list) => {
                     let mut names = vec![];
                     for s in list {

@@ -436,11 +436,27 @@ fn mdns_advertises_hwenergy_with_the_dongle_txt_records() {
     std::fs::write(&file, fluvius()).unwrap();
     let browser = ServiceDaemon::new().unwrap();
     let rx = browser.browse("_hwenergy._tcp.local.").unwrap();
-    let d = Daemon::start(&dir, &[format!("file://{}?speed=max", file.display())], &[]);
+    // On all interfaces: a loopback-only server is not advertised.
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_meterkast"))
+        .arg("run")
+        .arg("--db")
+        .arg(dir.join("meterkast.db"))
+        .arg("--http")
+        .arg(format!("0.0.0.0:{port}"))
+        .arg("--source")
+        .arg(format!("file://{}?speed=max", file.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let d = Daemon {
+        child,
+        port,
+        db: dir.join("meterkast.db"),
+    };
     wait_for("a reading", 20, || {
-        d.json("/api/v1/now")
-            .as_array()
-            .is_some_and(|a| !a.is_empty())
+        get(port, "/api/v1/now").is_some_and(|b| b.len() > 2)
     });
     let serial = d.json("/api")["serial"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -356,11 +356,7 @@ async fn serve(settings: Settings) -> Result<()> {
     }
     drop(frame_tx);
     if settings.homewizard.mdns {
-        tokio::spawn(crate::mdns::advertise(
-            state.clone(),
-            addr.port(),
-            stop_rx.clone(),
-        ));
+        tokio::spawn(crate::mdns::advertise(state.clone(), addr, stop_rx.clone()));
     }
     let app = http::router(state.clone());
     let mut http_stop = stop_rx.clone();
