@@ -61,6 +61,12 @@ pub struct FileConfig {
     pub auth_token: Option<String>,
     /// `user:password` for HTTP basic authentication.
     pub auth_basic: Option<String>,
+    /// The meter the HomeWizard-compatible API serves (default: the most recent).
+    pub homewizard_meter: Option<String>,
+    /// Whether the HomeWizard-compatible endpoints require authentication (default: no).
+    pub homewizard_auth: Option<bool>,
+    /// Whether to advertise the service with mDNS (default: yes).
+    pub mdns: Option<bool>,
 }
 
 impl FileConfig {

@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod config;
 pub mod http;
 pub mod json;
+pub mod mdns;
 pub mod pipeline;
 pub mod sim;
 pub mod source;

@@ -59,6 +59,9 @@ pub struct RunArgs {
     /// Require HTTP basic authentication, given as user:password.
     #[arg(long, env = "MK_AUTH_BASIC", hide_env_values = true)]
     pub auth_basic: Option<String>,
+    /// HomeWizard-compatible API and mDNS.
+    #[command(flatten)]
+    pub homewizard: http::homewizard::HwArgs,
 }
 
 /// The settings after merging file, environment and flags.
@@ -76,6 +79,8 @@ pub struct Settings {
     pub tcp_bridge: Option<SocketAddr>,
     /// API access control.
     pub auth: Auth,
+    /// HomeWizard-compatible API and mDNS.
+    pub homewizard: http::homewizard::HwSettings,
 }
 
 impl RunArgs {
@@ -135,6 +140,7 @@ impl RunArgs {
             retention_days: self.retention_days.or(file.retention_days).unwrap_or(31),
             tcp_bridge,
             auth,
+            homewizard: self.homewizard.settings(&file),
         })
     }
 }
@@ -286,6 +292,7 @@ async fn serve(settings: Settings) -> Result<()> {
         stop_rx.clone(),
     );
     state.metrics = metrics.clone();
+    state.homewizard = settings.homewizard.clone();
     {
         let reader = SqliteReader::open(&settings.db)?;
         let mut latest = state.latest.write().expect("latest lock");
@@ -348,6 +355,9 @@ async fn serve(settings: Settings) -> Result<()> {
         tasks.push(tokio::spawn(source::run(spec, ctx)));
     }
     drop(frame_tx);
+    if settings.homewizard.mdns {
+        tokio::spawn(crate::mdns::advertise(state.clone(), addr, stop_rx.clone()));
+    }
     let app = http::router(state.clone());
     let mut http_stop = stop_rx.clone();
     let server = tokio::spawn(async move {

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod homewizard;
 pub mod live;
 pub mod metrics;
 
@@ -52,6 +53,8 @@ pub struct AppState {
     pub auth: Auth,
     /// Becomes true when the server shuts down (ends live streams).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The HomeWizard-compatible API's settings.
+    pub homewizard: homewizard::HwSettings,
 }
 
 impl AppState {
@@ -71,6 +74,7 @@ impl AppState {
             metrics: Arc::default(),
             auth,
             shutdown,
+            homewizard: homewizard::HwSettings::default(),
         }
     }
 
@@ -148,9 +152,20 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The router: API, live, metrics, health; authentication in front of all but health.
-pub fn router(state: AppState) -> Router {
-    let protected = Router::new()
+/// The router: API, live, metrics, health; authentication in front of all but health
+/// and (unless `--homewizard-auth`) the HomeWizard-compatible endpoints, whose clients
+/// send no credentials.
+pub fn router(state: AppState) -> Router<()> {
+    let homewizard = Router::new()
+        .route("/api", get(homewizard::device))
+        .route("/api/v1/data", get(homewizard::data))
+        .route("/api/v1/telegram", get(api::telegram));
+    let (open, protected) = if state.homewizard.require_auth {
+        (Router::new(), homewizard)
+    } else {
+        (homewizard, Router::new())
+    };
+    let protected = protected
         .route("/", get(index))
         .route("/api/openapi.json", get(api::openapi_json))
         .route("/api/v1/now", get(api::now))
@@ -158,7 +173,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/series", get(api::series))
         .route("/api/v1/peaks", get(api::peaks))
         .route("/api/v1/export", get(api::export))
-        .route("/api/v1/telegram", get(api::telegram))
         .route("/api/v1/live", get(live::live))
         .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
@@ -168,6 +182,7 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(api::healthz))
+        .merge(open)
         .merge(protected)
         .with_state(state)
 }
