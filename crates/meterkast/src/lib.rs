@@ -10,5 +10,6 @@ pub mod http;
 pub mod json;
 pub mod pipeline;
 pub mod sim;
+pub mod sink;
 pub mod source;
 pub mod store;
