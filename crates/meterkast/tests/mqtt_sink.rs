@@ -23,11 +23,23 @@ struct Broker {
 
 impl Broker {
     fn start(dir: &Path, port: u16) -> Broker {
+        Broker::start_with(dir, port, "")
+    }
+
+    /// With extra listener settings (TLS).
+    fn start_with(dir: &Path, port: u16, extra: &str) -> Broker {
         let conf = dir.join("mosquitto.conf");
+        // As root Mosquitto would drop to its own user, who cannot write here.
+        // SAFETY: geteuid has no preconditions.
+        let user = if unsafe { libc::geteuid() } == 0 {
+            "user root\n"
+        } else {
+            ""
+        };
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n",
+                "{user}listener {port} 127.0.0.1\n{extra}allow_anonymous true\npersistence true\npersistence_location {}/\n",
                 dir.display()
             ),
         )
@@ -340,5 +352,103 @@ fn the_last_will_marks_the_device_offline_when_the_daemon_is_killed() {
     let _ = d.child.wait();
     wait_for("the will", 15, || {
         last_str(&seen, "meterkast/status").as_deref() == Some("offline")
+    });
+}
+
+/// A CA and a server certificate for 127.0.0.1, made with the openssl tool.
+fn certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl tool");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("san.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=meterkast test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+    ]);
+}
+
+#[test]
+#[ignore = "needs mosquitto; .ci/run runs it"]
+fn mqtts_with_a_custom_ca_delivers_states() {
+    let dir = tmpdir("mqtt-sink-tls");
+    certificates(&dir);
+    let plain = free_port();
+    let tls = free_port();
+    let d = dir.display();
+    let _broker = Broker::start_with(
+        &dir,
+        plain,
+        &format!(
+            "listener {tls} 127.0.0.1\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n"
+        ),
+    );
+    // The subscriber listens on the plain listener of the same broker.
+    let (_sub, seen) = subscribe(plain, "t-tls", "meterkast/#", false);
+    let src = free_port();
+    let listener = TcpListener::bind(("127.0.0.1", src)).unwrap();
+    let url = format!("mqtts://127.0.0.1:{tls}?ca={d}/ca.pem");
+    let _d = Daemon::start(
+        &dir,
+        &[format!("tcp://127.0.0.1:{src}")],
+        &[("MK_MQTT", url.as_str())],
+    );
+    let mut c = feeder(&listener);
+    c.write_all(&telegram("T1", t0(), 5_000_123)).unwrap();
+    let topic = format!("meterkast/{}/total_power_import_kwh", hex("T1"));
+    wait_for("a state over TLS", 15, || {
+        last_str(&seen, &topic).as_deref() == Some("5000.123")
     });
 }

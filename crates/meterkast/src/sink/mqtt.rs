@@ -127,8 +127,8 @@ impl MqttSettings {
                 other => bail!("--mqtt: unknown URL option {other} (known: ca)"),
             }
         }
-        if tls {
-            bail!("--mqtt {host}: mqtts:// (TLS) is not built into this version yet; use mqtt://");
+        if ca.is_some() && !tls {
+            bail!("--mqtt: ?ca= is for mqtts:// (TLS)");
         }
         let path_base = u.path().trim_matches('/').to_string();
         let base = a
@@ -185,6 +185,45 @@ impl MqttSettings {
     }
 }
 
+/// The TLS client configuration: the given CA certificate(s) (PEM), else the
+/// system's trusted roots.
+pub fn tls_config(ca: Option<&Path>) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(p) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(p)
+                .and_then(|it| it.collect::<std::result::Result<_, _>>())
+                .map_err(|e| anyhow::anyhow!("--mqtt ?ca={}: {e}", p.display()))?;
+            anyhow::ensure!(
+                !certs.is_empty(),
+                "--mqtt ?ca={}: no PEM certificate in the file",
+                p.display()
+            );
+            for c in certs {
+                roots
+                    .add(c)
+                    .with_context(|| format!("--mqtt ?ca={}", p.display()))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for c in found.certs {
+                let _ = roots.add(c);
+            }
+            anyhow::ensure!(
+                !roots.is_empty(),
+                "mqtts://: no trusted CA certificates on this system; give one with ?ca=/path/ca.pem"
+            );
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// What the connection task reports to the publishing task.
 enum Ev {
     /// Connected (a fresh session).
@@ -218,6 +257,11 @@ pub fn start(s: MqttSettings) -> Result<(mpsc::Sender<SinkFrame>, JoinHandle<()>
     opts.set_last_will(LastWill::new(&status, "offline", QoS::AtLeastOnce, true));
     if let Some(u) = &s.user {
         opts.set_credentials(u.clone(), s.password.clone().unwrap_or_default());
+    }
+    if s.tls {
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(Arc::new(tls_config(s.ca.as_deref())?)),
+        ));
     }
     let (client, mut el) = AsyncClient::new(opts, 10_000);
     let ha_status = s.discovery_prefix.as_ref().map(|p| format!("{p}/status"));
@@ -518,6 +562,12 @@ mod tests {
         let s = MqttSettings::from_args(&a, Path::new("x.db")).unwrap();
         assert_eq!(s.formats, vec![Format::Meterkast, Format::Evn]);
 
+        let s = MqttSettings::from_args(&args("mqtts://h?ca=/etc/ca.pem"), Path::new("x")).unwrap();
+        assert_eq!((s.tls, s.port), (true, 8883));
+        assert_eq!(s.ca, Some(PathBuf::from("/etc/ca.pem")));
+        assert!(tls_config(Some(Path::new("/nonexistent/ca.pem"))).is_err());
+
+        assert!(MqttSettings::from_args(&args("mqtt://h?ca=/x"), Path::new("x")).is_err());
         assert!(MqttSettings::from_args(&args("http://h"), Path::new("x")).is_err());
         assert!(MqttSettings::from_args(&args("mqtt://h?cq=1"), Path::new("x")).is_err());
     }
