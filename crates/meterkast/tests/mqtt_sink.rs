@@ -452,3 +452,88 @@ fn mqtts_with_a_custom_ca_delivers_states() {
         last_str(&seen, &topic).as_deref() == Some("5000.123")
     });
 }
+
+#[test]
+#[ignore = "needs mosquitto; .ci/run runs it"]
+fn readings_queued_before_a_crash_are_delivered_in_order_after_the_restart() {
+    let dir = tmpdir("mqtt-sink-restart");
+    let port = free_port(); // No broker yet.
+    let src = free_port();
+    let listener = TcpListener::bind(("127.0.0.1", src)).unwrap();
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let env = [
+        ("MK_MQTT", url.as_str()),
+        ("MK_MQTT_FORMAT", "meterkast"),
+        ("MK_MQTT_DISCOVERY_PREFIX", ""),
+    ];
+    let mut d = Daemon::start(&dir, &[format!("tcp://127.0.0.1:{src}")], &env);
+    let mut c = feeder(&listener);
+    let t = t0();
+    for k in 0..20 {
+        c.write_all(&telegram("R1", t + k, 3_000_000 + k)).unwrap();
+    }
+    let queue = d.db.with_extension("db.mqtt-queue");
+    wait_for("the queue on disk", 10, || {
+        std::fs::metadata(&queue).is_ok_and(|m| m.len() > 20 * 100)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    d.child.kill().unwrap(); // A crash: nothing is flushed on the way out.
+    let _ = d.child.wait();
+    drop(c);
+
+    let broker = Broker::start(&dir, port);
+    let (_sub, seen) = subscribe(broker.port, "t-restart", "meterkast/+/state", false);
+    std::thread::sleep(Duration::from_millis(500));
+    let _d = Daemon::start(&dir, &[format!("tcp://127.0.0.1:{}", free_port())], &env);
+    let imports = || -> Vec<i64> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .map(|(_, p)| {
+                let v: Value = serde_json::from_slice(p).unwrap();
+                (v["total_power_import_kwh"].as_f64().unwrap() * 1000.0).round() as i64 - 3_000_000
+            })
+            .collect()
+    };
+    wait_for("the queued readings", 20, || imports().len() >= 20);
+    assert_eq!(imports(), (0..20).collect::<Vec<_>>());
+}
+
+#[test]
+#[ignore = "needs mosquitto; .ci/run runs it"]
+fn a_publish_interval_averages_power_and_keeps_the_latest_register() {
+    let dir = tmpdir("mqtt-sink-interval");
+    let broker = Broker::start(&dir, free_port());
+    let (_sub, seen) = subscribe(broker.port, "t-interval", "meterkast/+/state", false);
+    std::thread::sleep(Duration::from_millis(300));
+    let src = free_port();
+    let listener = TcpListener::bind(("127.0.0.1", src)).unwrap();
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let _d = Daemon::start(
+        &dir,
+        &[format!("tcp://127.0.0.1:{src}")],
+        &[
+            ("MK_MQTT", url.as_str()),
+            ("MK_MQTT_INTERVAL", "10s"),
+            ("MK_MQTT_DISCOVERY_PREFIX", ""),
+        ],
+    );
+    let mut c = feeder(&listener);
+    let t = t0(); // A multiple of 60 s: intervals start at t, t + 10...
+    for k in 0..21 {
+        c.write_all(&telegram("V1", t + k, 4_000_000 + k)).unwrap();
+    }
+    wait_for("two intervals", 15, || seen.lock().unwrap().len() >= 2);
+    std::thread::sleep(Duration::from_millis(500));
+    let got: Vec<Value> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, p)| serde_json::from_slice(p).unwrap())
+        .collect();
+    // 21 readings, 1 a second: two whole intervals out, the third still open.
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0]["total_power_import_kwh"], 4000.009);
+    assert_eq!(got[1]["total_power_import_kwh"], 4000.019);
+    assert_eq!(got[0]["active_power_w"], 360.0);
+}

@@ -416,6 +416,7 @@ async fn serve(settings: Settings) -> Result<()> {
     let pipeline = {
         let state = state.clone();
         tokio::spawn(async move {
+            let mut mqtt_dropped = 0u64;
             while let Some(f) = frame_rx.recv().await {
                 let inc = pipeline::incoming(&f.source, &f.telegram, &f.raw, f.received, true);
                 let raw: Arc<[u8]> = f.raw.into();
@@ -439,7 +440,12 @@ async fn serve(settings: Settings) -> Result<()> {
                         };
                         // Never waits: a full queue means the disk cannot keep up.
                         if tx.try_send(sf).is_err() {
-                            tracing::warn!("MQTT output behind; a reading was not published");
+                            mqtt_dropped += 1;
+                            if mqtt_dropped == 1 || mqtt_dropped.is_multiple_of(1000) {
+                                tracing::warn!(
+                                    "MQTT output behind: {mqtt_dropped} readings not published"
+                                );
+                            }
                         }
                     }
                     let _ = state.live.send(frame);

@@ -393,7 +393,7 @@ impl Publisher {
             })
             .await;
         }
-        Ok(())
+        self.q.flush()
     }
 
     /// Hands queued messages to the client while the window allows.

@@ -52,6 +52,10 @@ pub struct DiskQueue {
     stale_acks: u64,
     /// Records dropped for space since the last warning.
     dropped: u64,
+    /// When the head was last written down; it is written at most once a second
+    /// (a crash re-sends up to a second of messages: at least once).
+    saved_at: std::time::Instant,
+    unsaved: bool,
 }
 
 fn open_rw(path: &Path) -> Result<File> {
@@ -92,6 +96,8 @@ impl DiskQueue {
             max_bytes,
             stale_acks: 0,
             dropped: 0,
+            saved_at: std::time::Instant::now(),
+            unsaved: false,
         };
         // Walk the records to find the last whole one.
         let mut pos = head;
@@ -209,15 +215,31 @@ impl DiskQueue {
         }
         self.advance_head()?;
         if self.head == self.end {
-            // Everything delivered: start the file afresh.
-            self.writer.set_len(0)?;
+            // Everything delivered: start the file afresh. The offset goes down first,
+            // so a crash never leaves it pointing into newer messages.
             self.head = 0;
             self.cursor = 0;
             self.end = 0;
+            self.save_head()?;
+            self.writer.set_len(0)?;
+            Ok(())
         } else if self.head >= COMPACT_AT && self.head > self.end - self.head {
-            self.compact()?;
+            self.compact()
+        } else {
+            self.unsaved = true;
+            if self.saved_at.elapsed() >= std::time::Duration::from_secs(1) {
+                self.save_head()?;
+            }
+            Ok(())
         }
-        self.save_head()
+    }
+
+    /// Writes the head down now (at shutdown).
+    pub fn flush(&mut self) -> Result<()> {
+        if self.unsaved {
+            self.save_head()?;
+        }
+        Ok(())
     }
 
     /// Hands out everything unacknowledged again (after a reconnect).
@@ -230,6 +252,8 @@ impl DiskQueue {
         let tmp = PathBuf::from(format!("{}.tmp", self.offset_path.display()));
         std::fs::write(&tmp, self.head.to_le_bytes())?;
         std::fs::rename(&tmp, &self.offset_path)?;
+        self.saved_at = std::time::Instant::now();
+        self.unsaved = false;
         Ok(())
     }
 
@@ -281,6 +305,7 @@ mod tests {
         // A reconnect re-sends the unacknowledged one.
         q.rewind();
         assert_eq!(q.next_unsent().unwrap(), Some(m(1)));
+        q.flush().unwrap();
         drop(q);
         // A restart too, and keeps the rest.
         let mut q = DiskQueue::open(&p, 1 << 20).unwrap();
@@ -332,6 +357,7 @@ mod tests {
         // Compacted once 9 MB lay acknowledged in front: 12 MB became 4 MB.
         assert!(std::fs::metadata(&p).unwrap().len() < 5 << 20);
         assert_eq!(q.next_unsent().unwrap(), Some(m(99)));
+        q.flush().unwrap();
         drop(q);
         let mut q = DiskQueue::open(&p, 1 << 30).unwrap();
         assert_eq!(q.next_unsent().unwrap(), Some(m(99)));
