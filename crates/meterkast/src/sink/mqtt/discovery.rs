@@ -127,7 +127,7 @@ pub fn configs(prefix: &str, base: &str, s: &Snapshot) -> Vec<Msg> {
         let mut c = json!({
             "name": pretty(field),
             "unique_id": format!("{node}_{field}"),
-            "object_id": format!("{node}_{field}"),
+            "has_entity_name": true,
             "state_topic": state,
             "value_template": format!("{{{{ value_json.{field} }}}}"),
             "state_class": k.state_class,
@@ -169,7 +169,7 @@ pub fn configs(prefix: &str, base: &str, s: &Snapshot) -> Vec<Msg> {
         let mut c = json!({
             "name": pretty(xk),
             "unique_id": format!("{sub_node}_{xk}"),
-            "object_id": format!("{sub_node}_{xk}"),
+            "has_entity_name": true,
             "state_topic": state,
             "value_template": format!(
                 "{{{{ (value_json.external | selectattr('channel', 'equalto', {ch}) | first).value }}}}"
