@@ -67,6 +67,19 @@ pub struct FileConfig {
     pub homewizard_auth: Option<bool>,
     /// Whether to advertise the service with mDNS (default: yes).
     pub mdns: Option<bool>,
+    /// MQTT broker URL to publish to (`mqtt://user:pass@host:1883`).
+    pub mqtt: Option<String>,
+    /// MQTT payload formats (`["meterkast", "fields", "evn", "dsmr-reader", "raw"]`).
+    #[serde(default)]
+    pub mqtt_format: Vec<String>,
+    /// Home Assistant discovery prefix (empty disables).
+    pub mqtt_discovery_prefix: Option<String>,
+    /// MQTT publish interval (`10s`), averaging instantaneous values.
+    pub mqtt_interval: Option<String>,
+    /// MQTT client id.
+    pub mqtt_client_id: Option<String>,
+    /// MQTT base topic.
+    pub mqtt_base_topic: Option<String>,
 }
 
 impl FileConfig {

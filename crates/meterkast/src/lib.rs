@@ -11,5 +11,6 @@ pub mod json;
 pub mod mdns;
 pub mod pipeline;
 pub mod sim;
+pub mod sink;
 pub mod source;
 pub mod store;

@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Parse(cmd::parse::ParseArgs),
-    Run(cmd::run::RunArgs),
+    Run(Box<cmd::run::RunArgs>),
     Import(cmd::import::ImportArgs),
     /// Write a simulated meter's output (stdout or TCP), for demos, tests and benchmarks.
     #[command(long_about = cmd::simulate::LONG_HELP)]
@@ -37,7 +37,7 @@ fn main() {
     let result = match cli.command {
         Command::Parse(args) => cmd::parse::run(args),
         Command::Import(args) => cmd::import::run(args),
-        Command::Run(args) => cmd::run::run(args),
+        Command::Run(args) => cmd::run::run(*args),
         Command::Simulate(args) => cmd::simulate::run(args),
     };
     match result {

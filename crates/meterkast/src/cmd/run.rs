@@ -62,6 +62,25 @@ pub struct RunArgs {
     /// HomeWizard-compatible API and mDNS.
     #[command(flatten)]
     pub homewizard: http::homewizard::HwArgs,
+    /// Publish readings to this MQTT broker: mqtt://user:pass@host:1883[/basetopic].
+    #[arg(long, env = "MK_MQTT", hide_env_values = true)]
+    pub mqtt: Option<String>,
+    /// What to publish, a comma list of meterkast, fields, evn, dsmr-reader, raw
+    /// [default: meterkast,fields].
+    #[arg(long, env = "MK_MQTT_FORMAT", value_delimiter = ',')]
+    pub mqtt_format: Vec<String>,
+    /// Home Assistant's discovery prefix; empty disables discovery [default: homeassistant].
+    #[arg(long, env = "MK_MQTT_DISCOVERY_PREFIX")]
+    pub mqtt_discovery_prefix: Option<String>,
+    /// Publish at most once per interval (e.g. 10s), averaging power, voltage and current.
+    #[arg(long, env = "MK_MQTT_INTERVAL")]
+    pub mqtt_interval: Option<String>,
+    /// The MQTT client id [default: meterkast-PID].
+    #[arg(long, env = "MK_MQTT_CLIENT_ID")]
+    pub mqtt_client_id: Option<String>,
+    /// The base topic [default: the URL's path, else meterkast].
+    #[arg(long, env = "MK_MQTT_BASE_TOPIC")]
+    pub mqtt_base_topic: Option<String>,
 }
 
 /// The settings after merging file, environment and flags.
@@ -81,6 +100,8 @@ pub struct Settings {
     pub auth: Auth,
     /// HomeWizard-compatible API and mDNS.
     pub homewizard: http::homewizard::HwSettings,
+    /// The MQTT output, if any.
+    pub mqtt: Option<crate::sink::mqtt::MqttSettings>,
 }
 
 impl RunArgs {
@@ -133,6 +154,30 @@ impl RunArgs {
             self.auth_token.clone().or(file.auth_token.clone()),
             self.auth_basic.clone().or(file.auth_basic.clone()),
         )?;
+        let mqtt = match self.mqtt.clone().or(file.mqtt.clone()) {
+            Some(url) => Some(crate::sink::mqtt::MqttSettings::from_args(
+                &crate::sink::mqtt::MqttArgs {
+                    url,
+                    formats: if self.mqtt_format.is_empty() {
+                        file.mqtt_format.clone()
+                    } else {
+                        self.mqtt_format.clone()
+                    },
+                    discovery_prefix: self
+                        .mqtt_discovery_prefix
+                        .clone()
+                        .or(file.mqtt_discovery_prefix.clone()),
+                    interval: self.mqtt_interval.clone().or(file.mqtt_interval.clone()),
+                    client_id: self.mqtt_client_id.clone().or(file.mqtt_client_id.clone()),
+                    base: self
+                        .mqtt_base_topic
+                        .clone()
+                        .or(file.mqtt_base_topic.clone()),
+                },
+                &db,
+            )?),
+            None => None,
+        };
         Ok(Settings {
             db,
             http,
@@ -141,6 +186,7 @@ impl RunArgs {
             tcp_bridge,
             auth,
             homewizard: self.homewizard.settings(&file),
+            mqtt,
         })
     }
 }
@@ -344,6 +390,14 @@ async fn serve(settings: Settings) -> Result<()> {
             stop_rx.clone(),
         ));
     }
+    let mqtt = match settings.mqtt.clone() {
+        Some(m) => {
+            eprintln!("  MQTT to {}:{} under {}/", m.host, m.port, m.base);
+            Some(crate::sink::mqtt::start(m)?)
+        }
+        None => None,
+    };
+    let (mqtt_tx, mqtt_task) = mqtt.unzip();
     let mut tasks = Vec::new();
     for (spec, status) in specs {
         eprintln!("  source {}", spec.name);
@@ -372,6 +426,7 @@ async fn serve(settings: Settings) -> Result<()> {
     let pipeline = {
         let state = state.clone();
         tokio::spawn(async move {
+            let mut mqtt_dropped = 0u64;
             while let Some(f) = frame_rx.recv().await {
                 let inc = pipeline::incoming(&f.source, &f.telegram, &f.raw, f.received, true);
                 let raw: Arc<[u8]> = f.raw.into();
@@ -387,6 +442,22 @@ async fn serve(settings: Settings) -> Result<()> {
                         .write()
                         .expect("latest lock")
                         .insert(inc.meter.clone(), latest);
+                    if let Some(tx) = &mqtt_tx {
+                        let sf = crate::sink::mqtt::SinkFrame {
+                            ts: inc.ts,
+                            frame: frame.clone(),
+                            raw: raw.clone(),
+                        };
+                        // Never waits: a full queue means the disk cannot keep up.
+                        if tx.try_send(sf).is_err() {
+                            mqtt_dropped += 1;
+                            if mqtt_dropped == 1 || mqtt_dropped.is_multiple_of(1000) {
+                                tracing::warn!(
+                                    "MQTT output behind: {mqtt_dropped} readings not published"
+                                );
+                            }
+                        }
+                    }
                     let _ = state.live.send(frame);
                 }
                 let _ = bridge_tx.send(raw);
@@ -409,6 +480,10 @@ async fn serve(settings: Settings) -> Result<()> {
         let _ = t.await;
     }
     let _ = pipeline.await;
+    if let Some(t) = mqtt_task {
+        // The pipeline dropped its sender: the sink flushes, says offline and ends.
+        let _ = tokio::time::timeout(Duration::from_secs(6), t).await;
+    }
     // Open requests get a few seconds; the store must not wait on a stuck client.
     if tokio::time::timeout(Duration::from_secs(5), server)
         .await

@@ -1,0 +1,574 @@
+//! Publishes readings to an MQTT broker: meterkast's JSON state, per-field topics, the
+//! raw telegram, the EVN and dsmr-reader formats, and Home Assistant discovery.
+//!
+//! The pipeline hands frames over with `try_send`; this task writes the messages to an
+//! on-disk queue at once and publishes from it at QoS 1, forgetting a message only when
+//! the broker acknowledges it. A broker outage (or a restart of meterkast) therefore
+//! loses nothing up to the queue's bound, and messages leave in order.
+//!
+//! Ordering across reconnects: the client runs with a clean session, so after a
+//! disconnect the library drops whatever it still held, and the queue re-sends
+//! everything unacknowledged from its head (at least once; never out of order).
+
+pub mod discovery;
+pub mod payload;
+pub mod queue;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use payload::{Averager, Format, Snapshot};
+use queue::{DiskQueue, Msg};
+
+/// Messages published but not yet acknowledged, at most.
+const WINDOW: usize = 64;
+/// Frames waiting between the pipeline and this task before new ones are dropped.
+const FRAME_QUEUE: usize = 4096;
+/// The on-disk queue's bound.
+const QUEUE_MAX_BYTES: u64 = 100 << 20;
+
+/// One accepted reading, as the pipeline hands it over.
+#[derive(Debug, Clone)]
+pub struct SinkFrame {
+    /// The reading's time (unix seconds).
+    pub ts: i64,
+    /// The frame JSON (`{"meter", "timestamp", "reading": {...}, ...}`).
+    pub frame: Arc<str>,
+    /// The raw telegram.
+    pub raw: Arc<[u8]>,
+}
+
+/// The MQTT output's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttSettings {
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// `mqtts://`: TLS.
+    pub tls: bool,
+    /// A CA certificate (PEM) for TLS.
+    pub ca: Option<PathBuf>,
+    /// User name.
+    pub user: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+    /// The MQTT client id.
+    pub client_id: String,
+    /// The base topic (`meterkast`).
+    pub base: String,
+    /// What to publish.
+    pub formats: Vec<Format>,
+    /// Home Assistant's discovery prefix; `None` disables discovery.
+    pub discovery_prefix: Option<String>,
+    /// Publish at most once per this interval, averaging instantaneous values.
+    pub interval: Option<Duration>,
+    /// The on-disk queue.
+    pub queue_path: PathBuf,
+}
+
+/// The MQTT options as given on the command line, environment or config file.
+#[derive(Debug, Clone, Default)]
+pub struct MqttArgs {
+    /// Broker URL: `mqtt://user:pass@host:1883/basetopic`, `mqtts://...?ca=/ca.pem`.
+    pub url: String,
+    /// Formats (comma lists).
+    pub formats: Vec<String>,
+    /// Discovery prefix; empty disables.
+    pub discovery_prefix: Option<String>,
+    /// Publish interval (`10s`).
+    pub interval: Option<String>,
+    /// Client id.
+    pub client_id: Option<String>,
+    /// Base topic, overriding the URL's path.
+    pub base: Option<String>,
+}
+
+impl MqttSettings {
+    /// Checks the options; the queue goes next to the database (`<db>.mqtt-queue`).
+    pub fn from_args(a: &MqttArgs, db: &Path) -> Result<MqttSettings> {
+        let u = url::Url::parse(&a.url).with_context(|| {
+            format!(
+                "--mqtt {}: use a URL like mqtt://user:pass@broker:1883",
+                a.url
+            )
+        })?;
+        let tls = match u.scheme() {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
+            s => bail!("--mqtt: unknown scheme {s}:// (use mqtt:// or mqtts://)"),
+        };
+        let host = u
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .context("--mqtt: the URL names no broker host")?
+            .trim_matches(['[', ']'])
+            .to_string();
+        let port = u.port().unwrap_or(if tls { 8883 } else { 1883 });
+        let dec = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let user = (!u.username().is_empty()).then(|| dec(u.username()));
+        let password = u.password().map(dec);
+        let mut ca = None;
+        for (k, v) in u.query_pairs() {
+            match k.as_ref() {
+                "ca" => ca = Some(PathBuf::from(v.as_ref())),
+                other => bail!("--mqtt: unknown URL option {other} (known: ca)"),
+            }
+        }
+        if ca.is_some() && !tls {
+            bail!("--mqtt: ?ca= is for mqtts:// (TLS)");
+        }
+        let path_base = u.path().trim_matches('/').to_string();
+        let base = a
+            .base
+            .clone()
+            .or((!path_base.is_empty()).then_some(path_base))
+            .unwrap_or_else(|| "meterkast".into());
+        if base.is_empty() || base.contains(['+', '#']) {
+            bail!("--mqtt: the base topic {base:?} must be non-empty and without + or #");
+        }
+        let mut formats = if a.formats.is_empty() {
+            vec![Format::Meterkast, Format::Fields]
+        } else {
+            Format::parse_list(&a.formats)?
+        };
+        let discovery_prefix = match &a.discovery_prefix {
+            Some(p) if p.trim().is_empty() => None,
+            Some(p) => Some(p.trim_matches('/').to_string()),
+            None => Some("homeassistant".into()),
+        };
+        // Home Assistant's entities read the JSON state topic.
+        if discovery_prefix.is_some() && !formats.contains(&Format::Meterkast) {
+            formats.insert(0, Format::Meterkast);
+        }
+        let interval = match &a.interval {
+            None => None,
+            Some(s) if s.trim().is_empty() || s.trim() == "0" => None,
+            Some(s) => {
+                let d = humantime::parse_duration(s.trim())
+                    .with_context(|| format!("--mqtt-interval {s}: use a duration like 10s"))?;
+                if d < Duration::from_secs(1) {
+                    bail!("--mqtt-interval {s}: use whole seconds (at least 1s)");
+                }
+                Some(d)
+            }
+        };
+        Ok(MqttSettings {
+            host,
+            port,
+            tls,
+            ca,
+            user,
+            password,
+            client_id: a
+                .client_id
+                .clone()
+                .unwrap_or_else(|| format!("meterkast-{}", std::process::id())),
+            base,
+            formats,
+            discovery_prefix,
+            interval,
+            queue_path: PathBuf::from(format!("{}.mqtt-queue", db.display())),
+        })
+    }
+}
+
+/// The TLS client configuration: the given CA certificate(s) (PEM), else the
+/// system's trusted roots.
+pub fn tls_config(ca: Option<&Path>) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(p) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(p)
+                .and_then(|it| it.collect::<std::result::Result<_, _>>())
+                .map_err(|e| anyhow::anyhow!("--mqtt ?ca={}: {e}", p.display()))?;
+            anyhow::ensure!(
+                !certs.is_empty(),
+                "--mqtt ?ca={}: no PEM certificate in the file",
+                p.display()
+            );
+            for c in certs {
+                roots
+                    .add(c)
+                    .with_context(|| format!("--mqtt ?ca={}", p.display()))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for c in found.certs {
+                let _ = roots.add(c);
+            }
+            anyhow::ensure!(
+                !roots.is_empty(),
+                "mqtts://: no trusted CA certificates on this system; give one with ?ca=/path/ca.pem"
+            );
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// What the connection task reports to the publishing task.
+enum Ev {
+    /// Connected (a fresh session).
+    Connected,
+    /// The oldest message in flight was acknowledged.
+    Acked,
+    /// Home Assistant announced itself online: discovery is sent again.
+    HaOnline,
+    /// The connection broke; answer once nothing more will be handed to the client.
+    Down(oneshot::Sender<()>),
+    /// The client disconnected on request.
+    Closed,
+}
+
+/// Opens the queue and starts publishing. Frames go into the returned sender (with
+/// `try_send`); the task ends, after a last flush, when every sender is dropped.
+pub fn start(s: MqttSettings) -> Result<(mpsc::Sender<SinkFrame>, JoinHandle<()>)> {
+    let q = DiskQueue::open(&s.queue_path, QUEUE_MAX_BYTES)?;
+    if !q.is_empty() {
+        tracing::info!(
+            "MQTT: {} kB of readings from before are still to be delivered",
+            q.pending_bytes() / 1024
+        );
+    }
+    let status = discovery::status_topic(&s.base);
+    let mut opts = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
+    opts.set_keep_alive(Duration::from_secs(15));
+    opts.set_clean_session(true);
+    opts.set_inflight(WINDOW as u16 + 8);
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    opts.set_last_will(LastWill::new(&status, "offline", QoS::AtLeastOnce, true));
+    if let Some(u) = &s.user {
+        opts.set_credentials(u.clone(), s.password.clone().unwrap_or_default());
+    }
+    if s.tls {
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(Arc::new(tls_config(s.ca.as_deref())?)),
+        ));
+    }
+    let (client, mut el) = AsyncClient::new(opts, 10_000);
+    let ha_status = s.discovery_prefix.as_ref().map(|p| format!("{p}/status"));
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let ha = ha_status.clone();
+    let broker = format!("{}:{}", s.host, s.port);
+    tokio::spawn(async move {
+        let mut down_since_logged = false;
+        loop {
+            let ev = match el.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    tracing::info!("MQTT: connected to {broker}");
+                    down_since_logged = false;
+                    Ev::Connected
+                }
+                Ok(Event::Incoming(Packet::PubAck(_))) => Ev::Acked,
+                Ok(Event::Incoming(Packet::Publish(p)))
+                    if Some(&p.topic) == ha.as_ref() && &p.payload[..] == b"online" =>
+                {
+                    Ev::HaOnline
+                }
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                    let _ = ev_tx.send(Ev::Closed);
+                    return;
+                }
+                Ok(_) => continue,
+                Err(e) => {
+                    if !down_since_logged {
+                        tracing::warn!(
+                            "MQTT: no connection to {broker} ({e}); queueing readings on disk and retrying"
+                        );
+                        down_since_logged = true;
+                    }
+                    let (tx, rx) = oneshot::channel();
+                    if ev_tx.send(Ev::Down(tx)).is_err() {
+                        return;
+                    }
+                    // Once the publisher stopped handing out messages, drop whatever
+                    // the client still holds: the queue sends it again, in order.
+                    let _ = rx.await;
+                    el.clean();
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if ev_tx.send(ev).is_err() {
+                return;
+            }
+        }
+    });
+    let (tx, rx) = mpsc::channel(FRAME_QUEUE);
+    let task = tokio::spawn(async move {
+        let mut p = Publisher {
+            s,
+            client,
+            q,
+            status,
+            ha_status,
+            connected: false,
+            inflight: 0,
+            discovery: HashMap::new(),
+            avg: HashMap::new(),
+            last_raw: HashMap::new(),
+        };
+        if let Err(e) = p.run(rx, ev_rx).await {
+            tracing::error!("MQTT output stopped: {e:#}");
+        }
+    });
+    Ok((tx, task))
+}
+
+struct Publisher {
+    s: MqttSettings,
+    client: AsyncClient,
+    q: DiskQueue,
+    status: String,
+    ha_status: Option<String>,
+    connected: bool,
+    inflight: usize,
+    /// The last discovery configs per meter, sent again when Home Assistant restarts.
+    discovery: HashMap<String, Vec<Msg>>,
+    avg: HashMap<String, Averager>,
+    last_raw: HashMap<String, Arc<[u8]>>,
+}
+
+impl Publisher {
+    async fn run(
+        &mut self,
+        mut frames: mpsc::Receiver<SinkFrame>,
+        mut events: mpsc::UnboundedReceiver<Ev>,
+    ) -> Result<()> {
+        loop {
+            self.fill()?;
+            tokio::select! {
+                f = frames.recv() => match f {
+                    Some(f) => self.frame(f)?,
+                    None => break,
+                },
+                ev = events.recv() => match ev {
+                    Some(ev) => self.event(ev)?,
+                    None => return Ok(()),
+                },
+            }
+        }
+        // Shutting down: the last interval, then a moment for acknowledgements.
+        let pending: Vec<Snapshot> = self.avg.values_mut().filter_map(Averager::take).collect();
+        for snap in pending {
+            self.enqueue(&snap)?;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self.connected && !self.q.is_empty() {
+            self.fill()?;
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(ev)) => self.event(ev)?,
+                _ => break,
+            }
+        }
+        if self.connected {
+            let _ = self
+                .client
+                .try_publish(&self.status, QoS::AtLeastOnce, true, "offline");
+            let _ = self.client.try_disconnect();
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while let Some(ev) = events.recv().await {
+                    if matches!(ev, Ev::Closed) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        self.q.flush()
+    }
+
+    /// Hands queued messages to the client while the window allows.
+    fn fill(&mut self) -> Result<()> {
+        while self.connected && self.inflight < WINDOW {
+            let Some(m) = self.q.next_unsent()? else {
+                break;
+            };
+            self.client
+                .try_publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
+                .context("the MQTT client refused a message")?;
+            self.inflight += 1;
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, ev: Ev) -> Result<()> {
+        match ev {
+            Ev::Connected => {
+                self.connected = true;
+                self.inflight = 0;
+                self.q.rewind();
+                self.direct(&Msg::new(self.status.clone(), "online", true));
+                if let Some(t) = &self.ha_status {
+                    let _ = self.client.try_subscribe(t.clone(), QoS::AtLeastOnce);
+                }
+                self.send_all_discovery();
+            }
+            Ev::Acked => {
+                if self.inflight > 0 {
+                    self.inflight -= 1;
+                    self.q.ack()?;
+                }
+            }
+            Ev::HaOnline => {
+                tracing::info!("MQTT: Home Assistant is online; sending discovery again");
+                self.send_all_discovery();
+            }
+            Ev::Down(ack) => {
+                self.connected = false;
+                self.inflight = 0;
+                self.q.rewind();
+                let _ = ack.send(());
+            }
+            Ev::Closed => self.connected = false,
+        }
+        Ok(())
+    }
+
+    /// Publishes outside the queue (status, discovery): QoS 0, so no acknowledgement
+    /// is mistaken for a queued message's; both are sent again on every connect.
+    fn direct(&self, m: &Msg) {
+        if self.connected {
+            let _ = self.client.try_publish(
+                m.topic.clone(),
+                QoS::AtMostOnce,
+                m.retain,
+                m.payload.clone(),
+            );
+        }
+    }
+
+    fn send_all_discovery(&self) {
+        for m in self.discovery.values().flatten() {
+            self.direct(m);
+        }
+    }
+
+    fn frame(&mut self, f: SinkFrame) -> Result<()> {
+        let Some(snap) = Snapshot::from_frame(f.ts, &f.frame) else {
+            return Ok(());
+        };
+        if let Some(prefix) = &self.s.discovery_prefix {
+            let cfg = discovery::configs(prefix, &self.s.base, &snap);
+            let known = self.discovery.get(&snap.meter);
+            let changed = known.is_none_or(|k| {
+                k.len() != cfg.len() || k.iter().zip(&cfg).any(|(a, b)| a.topic != b.topic)
+            });
+            if changed {
+                for m in &cfg {
+                    self.direct(m);
+                }
+                self.discovery.insert(snap.meter.clone(), cfg);
+            }
+        }
+        self.last_raw.insert(snap.meter.clone(), f.raw);
+        match self.s.interval {
+            None => self.enqueue(&snap),
+            Some(d) => {
+                let secs = d.as_secs() as i64;
+                let done = self
+                    .avg
+                    .entry(snap.meter.clone())
+                    .or_default()
+                    .add(secs, snap);
+                match done {
+                    Some(s) => self.enqueue(&s),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Writes one reading's messages to the disk queue.
+    fn enqueue(&mut self, snap: &Snapshot) -> Result<()> {
+        let base = &self.s.base;
+        let mut msgs = Vec::new();
+        for f in &self.s.formats {
+            match f {
+                Format::Meterkast => msgs.push(payload::state(base, snap)),
+                Format::Fields => msgs.extend(payload::fields(base, snap)),
+                Format::Evn => msgs.push(payload::evn(base, snap)),
+                Format::DsmrReader => msgs.extend(payload::dsmr_reader(snap)),
+                Format::Raw => {
+                    if let Some(r) = self.last_raw.get(&snap.meter) {
+                        msgs.push(payload::raw(base, &snap.meter, r));
+                    }
+                }
+            }
+        }
+        for m in &msgs {
+            self.q.push(m)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(url: &str) -> MqttArgs {
+        MqttArgs {
+            url: url.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn urls_give_host_credentials_and_base_topic() {
+        let s = MqttSettings::from_args(
+            &args("mqtt://me:p%40ss@broker.lan:1884/home/p1"),
+            Path::new("/var/lib/mk.db"),
+        )
+        .unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("broker.lan", 1884));
+        assert_eq!(s.user.as_deref(), Some("me"));
+        assert_eq!(s.password.as_deref(), Some("p@ss"));
+        assert_eq!(s.base, "home/p1");
+        assert_eq!(s.formats, vec![Format::Meterkast, Format::Fields]);
+        assert_eq!(s.discovery_prefix.as_deref(), Some("homeassistant"));
+        assert_eq!(s.queue_path, PathBuf::from("/var/lib/mk.db.mqtt-queue"));
+
+        let mut a = args("mqtt://h");
+        a.formats = vec!["evn".into()];
+        a.discovery_prefix = Some(String::new());
+        a.interval = Some("10s".into());
+        let s = MqttSettings::from_args(&a, Path::new("x.db")).unwrap();
+        assert_eq!((s.port, s.base.as_str()), (1883, "meterkast"));
+        assert_eq!(s.formats, vec![Format::Evn]);
+        assert_eq!(s.discovery_prefix, None);
+        assert_eq!(s.interval, Some(Duration::from_secs(10)));
+
+        // Discovery needs the JSON state topic.
+        a.discovery_prefix = None;
+        let s = MqttSettings::from_args(&a, Path::new("x.db")).unwrap();
+        assert_eq!(s.formats, vec![Format::Meterkast, Format::Evn]);
+
+        let s = MqttSettings::from_args(&args("mqtts://h?ca=/etc/ca.pem"), Path::new("x")).unwrap();
+        assert_eq!((s.tls, s.port), (true, 8883));
+        assert_eq!(s.ca, Some(PathBuf::from("/etc/ca.pem")));
+        assert!(tls_config(Some(Path::new("/nonexistent/ca.pem"))).is_err());
+
+        assert!(MqttSettings::from_args(&args("mqtt://h?ca=/x"), Path::new("x")).is_err());
+        assert!(MqttSettings::from_args(&args("http://h"), Path::new("x")).is_err());
+        assert!(MqttSettings::from_args(&args("mqtt://h?cq=1"), Path::new("x")).is_err());
+    }
+}

@@ -1,0 +1,438 @@
+//! The topics and payloads the MQTT sink publishes, as pure functions: meterkast's own
+//! JSON state, one topic per field, the raw telegram, the EVN decoder's JSON and
+//! dsmr-reader's split topics; and the averaging for a publish interval.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use serde_json::{json, Map, Value};
+
+use super::queue::Msg;
+
+/// A payload format, chosen with `--mqtt-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `{base}/{meter}/state`: the normalized reading as JSON, with its timestamp.
+    Meterkast,
+    /// `{base}/{meter}/{field}`: one plain value per topic.
+    Fields,
+    /// `{base}/{meter}/evn`: the EVN decoder's JSON (`WIn`, `PIn`, `U1`...).
+    Evn,
+    /// `dsmr/reading/...`: dsmr-reader's split topics.
+    DsmrReader,
+    /// `{base}/{meter}/raw`: the raw telegram.
+    Raw,
+}
+
+impl Format {
+    /// Parses a comma list such as `meterkast,fields,raw`.
+    pub fn parse_list(items: &[String]) -> Result<Vec<Format>> {
+        let mut out = Vec::new();
+        for item in items.iter().flat_map(|s| s.split(',')) {
+            let f = match item.trim() {
+                "" => continue,
+                "meterkast" | "state" | "json" => Format::Meterkast,
+                "fields" => Format::Fields,
+                "evn" => Format::Evn,
+                "dsmr-reader" | "dsmr_reader" => Format::DsmrReader,
+                "raw" => Format::Raw,
+                other => bail!(
+                    "--mqtt-format {other}: use a comma list of meterkast, fields, evn, dsmr-reader, raw"
+                ),
+            };
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One reading as the sink sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The meter key (equipment id).
+    pub meter: String,
+    /// Unix seconds.
+    pub ts: i64,
+    /// RFC 3339 time.
+    pub timestamp: String,
+    /// The normalized reading (`total_power_import_kwh`...).
+    pub reading: Map<String, Value>,
+    /// The telegram's header (`/ISK5\2M550T-1012`), if any.
+    pub header: Option<String>,
+    /// The dialect (`dsmr5`...).
+    pub dialect: Option<String>,
+}
+
+impl Snapshot {
+    /// From the pipeline's frame JSON.
+    pub fn from_frame(ts: i64, frame: &str) -> Option<Snapshot> {
+        let v: Value = serde_json::from_str(frame).ok()?;
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        Some(Snapshot {
+            meter: s("meter")?,
+            ts,
+            timestamp: s("timestamp").unwrap_or_default(),
+            reading: v.get("reading")?.as_object()?.clone(),
+            header: s("header"),
+            dialect: s("dialect"),
+        })
+    }
+
+    fn num(&self, k: &str) -> Option<f64> {
+        self.reading.get(k).and_then(Value::as_f64)
+    }
+}
+
+/// A meter key made safe as one topic level (no `/`, `+`, `#`).
+pub fn topic_level(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '/' | '+' | '#' | '\0' => '_',
+            c => c,
+        })
+        .collect()
+}
+
+/// `{base}/{meter}/state`: the reading with its timestamp.
+pub fn state_topic(base: &str, meter: &str) -> String {
+    format!("{base}/{}/state", topic_level(meter))
+}
+
+/// The state message.
+pub fn state(base: &str, s: &Snapshot) -> Msg {
+    let mut o = Map::new();
+    o.insert("meter".into(), json!(s.meter));
+    o.insert("timestamp".into(), json!(s.timestamp));
+    for (k, v) in &s.reading {
+        o.insert(k.clone(), v.clone());
+    }
+    Msg::new(
+        state_topic(base, &s.meter),
+        Value::Object(o).to_string(),
+        false,
+    )
+}
+
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+/// One topic per field: `{base}/{meter}/{field}`, and for sub-meters
+/// `{base}/{meter}/external/{channel}/{value|unit|timestamp|type|unique_id}`.
+pub fn fields(base: &str, s: &Snapshot) -> Vec<Msg> {
+    let m = topic_level(&s.meter);
+    let mut out = vec![Msg::new(
+        format!("{base}/{m}/timestamp"),
+        s.timestamp.clone(),
+        false,
+    )];
+    for (k, v) in &s.reading {
+        if k == "external" {
+            for x in v.as_array().into_iter().flatten() {
+                let Some(ch) = x.get("channel").and_then(Value::as_u64) else {
+                    continue;
+                };
+                for (xk, xv) in x.as_object().into_iter().flatten() {
+                    if xk != "channel" && !xv.is_null() {
+                        out.push(Msg::new(
+                            format!("{base}/{m}/external/{ch}/{xk}"),
+                            plain(xv),
+                            false,
+                        ));
+                    }
+                }
+            }
+        } else if !v.is_null() {
+            out.push(Msg::new(format!("{base}/{m}/{k}"), plain(v), false));
+        }
+    }
+    out
+}
+
+/// `{base}/{meter}/raw`: the telegram as received.
+pub fn raw(base: &str, meter: &str, raw: &[u8]) -> Msg {
+    Msg::new(format!("{base}/{}/raw", topic_level(meter)), raw, false)
+}
+
+fn vu(v: f64, unit: &str) -> Value {
+    json!({"value": v, "unit": unit})
+}
+
+/// The EVN decoder's JSON on `{base}/{meter}/evn`: `WIn`/`WOut` in Wh, `PIn`/`POut` in
+/// W, `U1`–`U3` in V, `I1`–`I3` in A, `PF`, and `timestamp`.
+pub fn evn(base: &str, s: &Snapshot) -> Msg {
+    let mut o = Map::new();
+    o.insert("timestamp".into(), json!(s.timestamp));
+    let mut put = |k: &str, v: Option<f64>, unit: &str| {
+        if let Some(v) = v {
+            o.insert(k.into(), vu(v, unit));
+        }
+    };
+    let wh = |k: &str| s.num(k).map(|x| (x * 1000.0).round());
+    put("WIn", wh("total_power_import_kwh"), "Wh");
+    put("WOut", wh("total_power_export_kwh"), "Wh");
+    let p = s.num("active_power_w");
+    put("PIn", p.map(|p| p.max(0.0)), "W");
+    put("POut", p.map(|p| (-p).max(0.0)), "W");
+    for i in 1..=3 {
+        put(
+            &format!("U{i}"),
+            s.num(&format!("active_voltage_l{i}_v")),
+            "V",
+        );
+        put(
+            &format!("I{i}"),
+            s.num(&format!("active_current_l{i}_a")),
+            "A",
+        );
+    }
+    put("PF", s.num("active_power_factor"), "");
+    Msg::new(
+        format!("{base}/{}/evn", topic_level(&s.meter)),
+        Value::Object(o).to_string(),
+        false,
+    )
+}
+
+/// dsmr-reader's split topics (`dsmr/reading/electricity_delivered_1`...), in its units
+/// (kWh, kW, V, A, m³). They name no meter: meant for a single-meter home.
+pub fn dsmr_reader(s: &Snapshot) -> Vec<Msg> {
+    let mut out = vec![Msg::new(
+        "dsmr/reading/timestamp",
+        s.timestamp.clone(),
+        false,
+    )];
+    let mut put = |name: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            out.push(Msg::new(format!("dsmr/reading/{name}"), fmt_num(v), false));
+        }
+    };
+    put(
+        "electricity_delivered_1",
+        s.num("total_power_import_t1_kwh"),
+    );
+    put(
+        "electricity_delivered_2",
+        s.num("total_power_import_t2_kwh"),
+    );
+    put("electricity_returned_1", s.num("total_power_export_t1_kwh"));
+    put("electricity_returned_2", s.num("total_power_export_t2_kwh"));
+    let p = s.num("active_power_w");
+    put(
+        "electricity_currently_delivered",
+        p.map(|p| p.max(0.0) / 1000.0),
+    );
+    put(
+        "electricity_currently_returned",
+        p.map(|p| (-p).max(0.0) / 1000.0),
+    );
+    for l in ["l1", "l2", "l3"] {
+        let pl = s.num(&format!("active_power_{l}_w"));
+        put(
+            &format!("phase_currently_delivered_{l}"),
+            pl.map(|p| p.max(0.0) / 1000.0),
+        );
+        put(
+            &format!("phase_currently_returned_{l}"),
+            pl.map(|p| (-p).max(0.0) / 1000.0),
+        );
+        put(
+            &format!("phase_voltage_{l}"),
+            s.num(&format!("active_voltage_{l}_v")),
+        );
+        put(
+            &format!("phase_power_current_{l}"),
+            s.num(&format!("active_current_{l}_a")),
+        );
+    }
+    let gas = s.num("total_gas_m3");
+    put("extra_device_delivered", gas);
+    if let Some(t) = s.reading.get("gas_timestamp").and_then(Value::as_str) {
+        out.push(Msg::new("dsmr/reading/extra_device_timestamp", t, false));
+    }
+    out
+}
+
+fn fmt_num(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Whether a field is averaged over a publish interval (instantaneous values); the
+/// others (registers, counters) take the latest value.
+pub fn is_averaged(field: &str) -> bool {
+    (field.starts_with("active_power") && field != "active_power_average_w")
+        || field.starts_with("active_voltage")
+        || field.starts_with("active_current")
+        || field == "active_frequency_hz"
+}
+
+/// Collects readings for one publish interval: instantaneous values are averaged,
+/// everything else is the latest.
+#[derive(Debug, Default)]
+pub struct Averager {
+    bucket: Option<i64>,
+    latest: Option<Snapshot>,
+    sums: BTreeMap<String, (f64, u32)>,
+}
+
+impl Averager {
+    /// Adds a reading; returns the previous interval's result when this reading starts
+    /// a new interval (intervals are aligned to multiples of `secs`).
+    pub fn add(&mut self, secs: i64, s: Snapshot) -> Option<Snapshot> {
+        let b = s.ts.div_euclid(secs.max(1));
+        let done = match self.bucket {
+            Some(cur) if cur != b => self.take(),
+            _ => None,
+        };
+        self.bucket = Some(b);
+        for (k, v) in &s.reading {
+            if let (true, Some(x)) = (is_averaged(k), v.as_f64()) {
+                let e = self.sums.entry(k.clone()).or_insert((0.0, 0));
+                e.0 += x;
+                e.1 += 1;
+            }
+        }
+        self.latest = Some(s);
+        done
+    }
+
+    /// The interval so far, averaged; empties the collector.
+    pub fn take(&mut self) -> Option<Snapshot> {
+        let mut s = self.latest.take()?;
+        for (k, (sum, n)) in std::mem::take(&mut self.sums) {
+            let avg = (sum / f64::from(n) * 1000.0).round() / 1000.0;
+            s.reading.insert(k, json!(avg));
+        }
+        self.bucket = None;
+        Some(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap() -> Snapshot {
+        Snapshot::from_frame(
+            1_700_000_000,
+            &json!({
+                "meter": "E0012/x", "timestamp": "2023-11-14T22:13:20Z", "dialect": "dsmr5",
+                "header": "/ISK5\\2M550T-1012",
+                "reading": {
+                    "total_power_import_kwh": 1234.567, "total_power_import_t1_kwh": 1000.5,
+                    "total_power_import_t2_kwh": 234.067, "total_power_export_kwh": 10.0,
+                    "total_power_export_t1_kwh": 4.0, "total_power_export_t2_kwh": 6.0,
+                    "active_power_w": -360.0, "active_voltage_l1_v": 230.1,
+                    "active_current_l1_a": 1.5, "active_power_l1_w": -360.0,
+                    "total_gas_m3": 99.5, "gas_timestamp": "2023-11-14T22:10:00Z",
+                    "external": [{"channel": 1, "type": "gas_meter", "unique_id": "G1",
+                                  "value": 99.5, "unit": "m3", "timestamp": null}]
+                }
+            })
+            .to_string(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn formats_parse_from_comma_lists() {
+        let f = Format::parse_list(&["meterkast,fields".into(), "evn".into()]).unwrap();
+        assert_eq!(f, vec![Format::Meterkast, Format::Fields, Format::Evn]);
+        assert!(Format::parse_list(&["xml".into()]).is_err());
+    }
+
+    #[test]
+    fn state_holds_the_reading_and_time_on_a_safe_topic() {
+        let m = state("mk", &snap());
+        assert_eq!(m.topic, "mk/E0012_x/state");
+        let v: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(v["timestamp"], "2023-11-14T22:13:20Z");
+        assert_eq!(v["total_power_import_kwh"], 1234.567);
+        assert_eq!(v["external"][0]["value"], 99.5);
+    }
+
+    #[test]
+    fn fields_are_one_plain_value_per_topic() {
+        let f = fields("mk", &snap());
+        let get = |t: &str| {
+            f.iter()
+                .find(|m| m.topic == t)
+                .map(|m| String::from_utf8(m.payload.clone()).unwrap())
+        };
+        assert_eq!(get("mk/E0012_x/active_power_w").as_deref(), Some("-360.0"));
+        assert_eq!(
+            get("mk/E0012_x/gas_timestamp").as_deref(),
+            Some("2023-11-14T22:10:00Z")
+        );
+        assert_eq!(get("mk/E0012_x/external/1/value").as_deref(), Some("99.5"));
+        assert_eq!(get("mk/E0012_x/external/1/timestamp"), None);
+    }
+
+    #[test]
+    fn evn_json_has_the_decoder_keys_and_units() {
+        let m = evn("mk", &snap());
+        assert_eq!(m.topic, "mk/E0012_x/evn");
+        let v: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(v["WIn"], json!({"value": 1234567.0, "unit": "Wh"}));
+        assert_eq!(v["WOut"]["value"], 10000.0);
+        assert_eq!(v["PIn"]["value"], 0.0);
+        assert_eq!(v["POut"], json!({"value": 360.0, "unit": "W"}));
+        assert_eq!(v["U1"], json!({"value": 230.1, "unit": "V"}));
+        assert_eq!(v["I1"]["unit"], "A");
+        assert!(v.get("U2").is_none());
+        assert_eq!(v["timestamp"], "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn dsmr_reader_topics_use_its_names_and_units() {
+        let f = dsmr_reader(&snap());
+        let get = |t: &str| {
+            f.iter()
+                .find(|m| m.topic == format!("dsmr/reading/{t}"))
+                .map(|m| String::from_utf8(m.payload.clone()).unwrap())
+        };
+        assert_eq!(get("electricity_delivered_1").as_deref(), Some("1000.5"));
+        assert_eq!(get("electricity_returned_2").as_deref(), Some("6"));
+        assert_eq!(get("electricity_currently_delivered").as_deref(), Some("0"));
+        assert_eq!(
+            get("electricity_currently_returned").as_deref(),
+            Some("0.36")
+        );
+        assert_eq!(get("phase_voltage_l1").as_deref(), Some("230.1"));
+        assert_eq!(get("phase_power_current_l1").as_deref(), Some("1.5"));
+        assert_eq!(get("extra_device_delivered").as_deref(), Some("99.5"));
+        assert_eq!(get("timestamp").as_deref(), Some("2023-11-14T22:13:20Z"));
+    }
+
+    #[test]
+    fn the_interval_averages_power_and_keeps_the_latest_register() {
+        let mut a = Averager::default();
+        let mk = |ts: i64, p: f64, kwh: f64| {
+            let mut s = snap();
+            s.ts = ts;
+            s.reading.insert("active_power_w".into(), json!(p));
+            s.reading
+                .insert("total_power_import_kwh".into(), json!(kwh));
+            s
+        };
+        assert!(a.add(10, mk(100, 100.0, 1.0)).is_none());
+        assert!(a.add(10, mk(105, 300.0, 2.0)).is_none());
+        let out = a.add(10, mk(110, 1000.0, 3.0)).unwrap();
+        assert_eq!(out.reading["active_power_w"], 200.0);
+        assert_eq!(out.reading["total_power_import_kwh"], 2.0);
+        assert_eq!(out.ts, 105);
+        let last = a.take().unwrap();
+        assert_eq!(last.reading["active_power_w"], 1000.0);
+    }
+}
