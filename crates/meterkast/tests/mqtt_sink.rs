@@ -147,6 +147,18 @@ fn feeder(listener: &TcpListener) -> TcpStream {
     c
 }
 
+/// The daemon publishing to `url` (with more `MK_MQTT_…` settings in `env`), reading
+/// a TCP source the test feeds; returns the daemon and that feed, connected.
+fn daemon_publishing(dir: &Path, url: &str, env: &[(&str, &str)]) -> (Daemon, TcpStream) {
+    let src = free_port();
+    let listener = TcpListener::bind(("127.0.0.1", src)).unwrap();
+    let mut all = vec![("MK_MQTT", url)];
+    all.extend_from_slice(env);
+    let d = Daemon::start(dir, &[format!("tcp://127.0.0.1:{src}")], &all);
+    let c = feeder(&listener);
+    (d, c)
+}
+
 #[test]
 #[ignore = "needs mosquitto; .ci/run runs it"]
 fn discovery_configs_and_states_arrive_with_the_right_values() {
@@ -158,18 +170,12 @@ fn discovery_configs_and_states_arrive_with_the_right_values() {
             .is_ok()
             && last(&seen, "probe").is_some()
     });
-    let src = free_port();
-    let listener = TcpListener::bind(("127.0.0.1", src)).unwrap();
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
-    let d = Daemon::start(
+    let (d, mut c) = daemon_publishing(
         &dir,
-        &[format!("tcp://127.0.0.1:{src}")],
-        &[
-            ("MK_MQTT", url.as_str()),
-            ("MK_MQTT_FORMAT", "meterkast,fields,evn,dsmr-reader,raw"),
-        ],
+        &url,
+        &[("MK_MQTT_FORMAT", "meterkast,fields,evn,dsmr-reader,raw")],
     );
-    let mut c = feeder(&listener);
     let t = t0();
     let mut last_raw = Vec::new();
     for k in 0..3 {
@@ -273,23 +279,16 @@ fn every_reading_arrives_in_order_across_a_30_second_broker_outage() {
     let broker = Broker::start(&dir, free_port());
     // A persistent QoS 1 session: the broker keeps what arrives while we are away.
     let (_sub, seen) = subscribe(broker.port, "t-outage", "meterkast/+/state", true);
-    wait_for("the subscriber", 10, || {
-        std::thread::sleep(Duration::from_millis(300));
-        true
-    });
-    let src = free_port();
-    let listener = TcpListener::bind(("127.0.0.1", src)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
-    let _d = Daemon::start(
+    let (_d, mut c) = daemon_publishing(
         &dir,
-        &[format!("tcp://127.0.0.1:{src}")],
+        &url,
         &[
-            ("MK_MQTT", url.as_str()),
             ("MK_MQTT_FORMAT", "meterkast,fields"),
             ("MK_MQTT_DISCOVERY_PREFIX", ""),
         ],
     );
-    let mut c = feeder(&listener);
     let t = t0();
     let mut k = 0i64;
     let mut feed_for = |c: &mut TcpStream, d: Duration| {
@@ -437,15 +436,8 @@ fn mqtts_with_a_custom_ca_delivers_states() {
     );
     // The subscriber listens on the plain listener of the same broker.
     let (_sub, seen) = subscribe(plain, "t-tls", "meterkast/#", false);
-    let src = free_port();
-    let listener = TcpListener::bind(("127.0.0.1", src)).unwrap();
     let url = format!("mqtts://127.0.0.1:{tls}?ca={d}/ca.pem");
-    let _d = Daemon::start(
-        &dir,
-        &[format!("tcp://127.0.0.1:{src}")],
-        &[("MK_MQTT", url.as_str())],
-    );
-    let mut c = feeder(&listener);
+    let (_d, mut c) = daemon_publishing(&dir, &url, &[]);
     c.write_all(&telegram("T1", t0(), 5_000_123)).unwrap();
     let topic = format!("meterkast/{}/total_power_import_kwh", hex("T1"));
     wait_for("a state over TLS", 15, || {
@@ -506,19 +498,15 @@ fn a_publish_interval_averages_power_and_keeps_the_latest_register() {
     let broker = Broker::start(&dir, free_port());
     let (_sub, seen) = subscribe(broker.port, "t-interval", "meterkast/+/state", false);
     std::thread::sleep(Duration::from_millis(300));
-    let src = free_port();
-    let listener = TcpListener::bind(("127.0.0.1", src)).unwrap();
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
-    let _d = Daemon::start(
+    let (_d, mut c) = daemon_publishing(
         &dir,
-        &[format!("tcp://127.0.0.1:{src}")],
+        &url,
         &[
-            ("MK_MQTT", url.as_str()),
             ("MK_MQTT_INTERVAL", "10s"),
             ("MK_MQTT_DISCOVERY_PREFIX", ""),
         ],
     );
-    let mut c = feeder(&listener);
     let t = t0(); // A multiple of 60 s: intervals start at t, t + 10...
     for k in 0..21 {
         c.write_all(&telegram("V1", t + k, 4_000_000 + k)).unwrap();
