@@ -14,3 +14,4 @@ pub mod sim;
 pub mod sink;
 pub mod source;
 pub mod store;
+pub mod timefmt;

@@ -83,9 +83,11 @@ fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
             }
         }
     }
-    crate::cmd::simulate::parse_rfc3339(s)
-        .map(|t| t.0)
-        .map_err(|_| ApiError::bad(format!("{name}={s} is not a time: use RFC 3339 (2026-03-29T00:00:00Z) or a date (2026-03-29)")))
+    crate::timefmt::parse_rfc3339(s).map(|t| t.0).map_err(|_| {
+        ApiError::bad(format!(
+            "{name}={s} is not a time: use RFC 3339 (2026-03-29T00:00:00Z) or a date (2026-03-29)"
+        ))
+    })
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {

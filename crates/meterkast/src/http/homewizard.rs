@@ -155,7 +155,7 @@ pub fn hw_timestamp(t: i64) -> u64 {
 }
 
 fn rfc3339_to_hw(v: &J) -> Option<J> {
-    let t = crate::cmd::simulate::parse_rfc3339(v.as_str()?).ok()?;
+    let t = crate::timefmt::parse_rfc3339(v.as_str()?).ok()?;
     Some(J::from(hw_timestamp(t.0)))
 }
 
