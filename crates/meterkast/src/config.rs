@@ -80,6 +80,8 @@ pub struct FileConfig {
     pub mqtt_client_id: Option<String>,
     /// MQTT base topic.
     pub mqtt_base_topic: Option<String>,
+    /// Prices for costs (the dashboard can change them; its changes win).
+    pub prices: Option<crate::prices::Prices>,
 }
 
 impl FileConfig {

@@ -10,6 +10,7 @@ pub mod http;
 pub mod json;
 pub mod mdns;
 pub mod pipeline;
+pub mod prices;
 pub mod sim;
 pub mod sink;
 pub mod source;

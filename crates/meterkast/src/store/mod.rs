@@ -61,4 +61,8 @@ pub trait StoreRead {
     /// The quarter-hour with the most imported energy among those starting in
     /// `[from, to)`: (its start, Wh).
     fn max_quarter_import(&self, meter: i64, from: i64, to: i64) -> Result<Option<(i64, i64)>>;
+    /// A stored setting (JSON text), such as the prices edited in the dashboard.
+    fn setting(&self, key: &str) -> Result<Option<String>>;
+    /// Stores a setting, replacing any earlier value.
+    fn put_setting(&self, key: &str, value: &str) -> Result<()>;
 }

@@ -11,7 +11,8 @@ use super::sample::{decode_chunk, Sample};
 use super::{MeterInfo, RollupRow, StoreRead};
 
 /// Schema versions, applied in order; each runs once (tracked by `user_version`).
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meters (
     id INTEGER PRIMARY KEY,
     equipment_id TEXT NOT NULL UNIQUE,
@@ -52,7 +53,14 @@ CREATE TABLE rollups (
     min_voltage_l3_dv INTEGER, max_voltage_l3_dv INTEGER,
     PRIMARY KEY (meter_id, step, start)
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
+];
 
 /// Opens (creating if needed) a database file and brings its schema up to date.
 pub fn open(path: &Path) -> Result<Connection> {
@@ -295,6 +303,23 @@ impl StoreRead for SqliteReader {
         Ok(st
             .query_row(params![meter, from, to], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    fn put_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
     }
 
     fn stored_size(&self) -> Result<(i64, i64)> {
