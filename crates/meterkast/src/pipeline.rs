@@ -1,5 +1,7 @@
 //! From a decoded telegram to what the store and the live outputs take.
 
+use std::sync::{Arc, Mutex};
+
 use meterkast_codec::{Reading, Telegram};
 use serde_json::json;
 
@@ -72,5 +74,65 @@ pub fn incoming(
         submeters,
         frame,
         raw: raw.to_vec(),
+    }
+}
+
+/// What to do once a reading is safely committed to the store, such as acknowledging
+/// the MQTT message that carried it (so a worker that dies before its commit leaves
+/// the message to be delivered again). Clones share one callback, which runs at most
+/// once; dropping an `Ack` without [`Ack::done`] never runs it.
+#[derive(Clone)]
+pub struct Ack(Arc<Mutex<Option<AckFn>>>);
+
+type AckFn = Box<dyn FnOnce() + Send>;
+
+impl Ack {
+    /// An acknowledgement that runs `f` when done.
+    pub fn new(f: impl FnOnce() + Send + 'static) -> Ack {
+        Ack(Arc::new(Mutex::new(Some(Box::new(f)))))
+    }
+
+    /// Runs the callback (only the first call of any clone does anything).
+    pub fn done(&self) {
+        let f = self.0.lock().map(|mut g| g.take()).unwrap_or(None);
+        if let Some(f) = f {
+            f();
+        }
+    }
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ack")
+    }
+}
+
+/// A reading for the store writer, with what to do once it is committed.
+#[derive(Debug)]
+pub struct ToStore {
+    /// The reading.
+    pub incoming: Incoming,
+    /// Run after the commit that holds it.
+    pub ack: Option<Ack>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn an_ack_runs_once_and_only_when_done() {
+        let n = Arc::new(AtomicUsize::new(0));
+        let m = n.clone();
+        let a = Ack::new(move || {
+            m.fetch_add(1, Ordering::SeqCst);
+        });
+        let b = a.clone();
+        drop(a.clone());
+        assert_eq!(n.load(Ordering::SeqCst), 0);
+        b.done();
+        a.done();
+        assert_eq!(n.load(Ordering::SeqCst), 1);
     }
 }

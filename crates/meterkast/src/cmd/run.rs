@@ -12,9 +12,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::FileConfig;
 use crate::http::{self, AppState, Auth, Latest, Metrics};
-use crate::pipeline;
+use crate::pipeline::{self, Ack, ToStore};
 use crate::source::{self, Ctx, SourceSpec, SourceStatus};
-use crate::store::ingest::{Backend, Incoming, Ingestor};
+use crate::store::ingest::{Backend, Ingestor};
 use crate::store::sqlite::{SqliteBackend, SqliteReader};
 use crate::store::StoreRead;
 
@@ -194,7 +194,7 @@ impl RunArgs {
 /// The writer thread: takes readings, commits at least once a second, applies retention.
 fn writer(
     db: PathBuf,
-    rx: std_mpsc::Receiver<Incoming>,
+    rx: std_mpsc::Receiver<ToStore>,
     retention_days: u32,
     metrics: Arc<Metrics>,
     ready: std_mpsc::Sender<Result<()>>,
@@ -212,14 +212,16 @@ fn writer(
     let commit_every = Duration::from_millis(500);
     let mut oldest_pending: Option<Instant> = None;
     let mut next_retention = Instant::now();
+    let mut acks: Vec<Ack> = Vec::new();
     loop {
         let wait = oldest_pending.map_or(Duration::from_secs(1), |t| {
             commit_every.saturating_sub(t.elapsed())
         });
         let got = rx.recv_timeout(wait);
         let closed = matches!(got, Err(std_mpsc::RecvTimeoutError::Disconnected));
-        if let Ok(inc) = got {
+        if let Ok(ToStore { incoming: inc, ack }) = got {
             let meter = inc.meter.clone();
+            acks.extend(ack);
             match ing.add(inc) {
                 Ok(outcome) => {
                     if outcome == crate::store::Outcome::Duplicate {
@@ -235,8 +237,13 @@ fn writer(
         if oldest_pending.is_some_and(|t| t.elapsed() >= commit_every) || closed {
             let started = Instant::now();
             match ing.commit() {
-                Ok(()) => metrics.commit(started.elapsed().as_micros() as u64),
+                Ok(()) => {
+                    metrics.commit(started.elapsed().as_micros() as u64);
+                    acks.drain(..).for_each(|a| a.done());
+                }
                 Err(e) => {
+                    // Unacknowledged messages are delivered again.
+                    acks.clear();
                     tracing::error!("{}: commit failed: {e:#} (is the disk full?)", db.display())
                 }
             }
@@ -306,7 +313,7 @@ async fn serve(settings: Settings) -> Result<()> {
     // memory for a daemon that holds one reading a second. 1,024 is still minutes of
     // headroom for a few meters and seconds of it during a backfill, which the channel
     // paces anyway.
-    let (store_tx, store_rx) = std_mpsc::sync_channel::<Incoming>(1024);
+    let (store_tx, store_rx) = std_mpsc::sync_channel::<ToStore>(1024);
     let (ready_tx, ready_rx) = std_mpsc::channel();
     let db = settings.db.clone();
     let retention = settings.retention_days;
@@ -462,8 +469,12 @@ async fn serve(settings: Settings) -> Result<()> {
                 }
                 let _ = bridge_tx.send(raw);
                 let tx = store_tx.clone();
+                let msg = ToStore {
+                    incoming: inc,
+                    ack: f.ack,
+                };
                 // The bounded channel pushes back on sources when the disk is slow.
-                if !tokio::task::spawn_blocking(move || tx.send(inc).is_ok())
+                if !tokio::task::spawn_blocking(move || tx.send(msg).is_ok())
                     .await
                     .unwrap_or(false)
                 {

@@ -30,6 +30,8 @@ pub struct Frame {
     pub telegram: Telegram<'static>,
     /// The raw telegram (decrypted DSMR text for Smarty).
     pub raw: Vec<u8>,
+    /// Run once the frame is committed to the store (MQTT ingest acknowledges then).
+    pub ack: Option<crate::pipeline::Ack>,
 }
 
 /// Parses a 16-byte key written as 32 hex digits; the error names the setting, never
@@ -403,6 +405,19 @@ impl Feeder {
     /// Feeds bytes; sends every accepted frame. Returns how many were accepted, or an
     /// error when the pipeline is gone (shutting down).
     pub async fn feed(&mut self, bytes: &[u8], end_of_message: bool) -> Result<usize> {
+        self.feed_acked(bytes, end_of_message, None).await
+    }
+
+    /// Like [`Feeder::feed`], with an acknowledgement for the bytes: it rides on the
+    /// last frame they complete (the writer commits in order, so the earlier ones are
+    /// committed by then), or runs at once when they complete none (rejected or partial
+    /// input must not be delivered again forever).
+    pub async fn feed_acked(
+        &mut self,
+        bytes: &[u8],
+        end_of_message: bool,
+        ack: Option<crate::pipeline::Ack>,
+    ) -> Result<usize> {
         self.decoder.push(bytes);
         if end_of_message {
             self.decoder.finish();
@@ -423,6 +438,7 @@ impl Feeder {
                         received,
                         raw: d.raw.to_vec(),
                         telegram: d.telegram.into_owned(),
+                        ack: None,
                     })
                 }
                 Err(r) => {
@@ -442,6 +458,14 @@ impl Feeder {
             }
         }
         let n = frames.len();
+        match frames.last_mut() {
+            Some(f) => f.ack = ack,
+            None => {
+                if let Some(a) = ack {
+                    a.done();
+                }
+            }
+        }
         if n > 0 {
             let mut s = self.ctx.status.lock().expect("status lock");
             s.accepted += n as u64;
