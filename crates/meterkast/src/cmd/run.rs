@@ -15,8 +15,7 @@ use crate::http::{self, AppState, Auth, Latest, Metrics};
 use crate::pipeline::{self, Ack, ToStore};
 use crate::source::{self, Ctx, SourceSpec, SourceStatus};
 use crate::store::ingest::{Backend, Ingestor};
-use crate::store::sqlite::{SqliteBackend, SqliteReader};
-use crate::store::StoreRead;
+use crate::store::Location;
 
 /// Run the daemon: read meters, store everything, serve the API.
 ///
@@ -34,9 +33,16 @@ pub struct RunArgs {
     /// A TOML configuration file (see meterkast.example.toml).
     #[arg(long, env = "MK_CONFIG")]
     pub config: Option<PathBuf>,
-    /// The database file [default: meterkast.db; with --demo a fresh temporary file].
-    #[arg(long, env = "MK_DB")]
-    pub db: Option<PathBuf>,
+    /// The store: a SQLite file, or a PostgreSQL database as
+    /// postgres://user:password@host:5432/database[?schema=NAME] (several `meterkast run`
+    /// may share one) [default: meterkast.db; with --demo a fresh temporary file].
+    #[arg(long, env = "MK_DB", hide_env_values = true)]
+    pub db: Option<String>,
+    /// Where files kept beside a PostgreSQL store go, such as the MQTT output's queue
+    /// (with SQLite they go next to the database file) [default: $STATE_DIRECTORY as
+    /// set by systemd, else the current folder].
+    #[arg(long, env = "MK_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Where the API and dashboard listen [default: 127.0.0.1:8080].
     #[arg(long, env = "MK_HTTP")]
     pub http: Option<String>,
@@ -86,8 +92,8 @@ pub struct RunArgs {
 /// The settings after merging file, environment and flags.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Database file.
-    pub db: PathBuf,
+    /// The store.
+    pub db: Location,
     /// HTTP listen address.
     pub http: SocketAddr,
     /// Sources.
@@ -112,13 +118,18 @@ impl RunArgs {
             None => FileConfig::default(),
         };
         let db = match (&self.db, &file.db, self.demo) {
-            (Some(d), _, _) => d.clone(),
-            (None, _, true) => {
-                std::env::temp_dir().join(format!("meterkast-demo-{}.db", std::process::id()))
-            }
-            (None, Some(d), false) => d.clone(),
-            (None, None, false) => PathBuf::from("meterkast.db"),
+            (Some(d), _, _) => Location::parse(d)?,
+            (None, _, true) => Location::Sqlite(
+                std::env::temp_dir().join(format!("meterkast-demo-{}.db", std::process::id())),
+            ),
+            (None, Some(d), false) => Location::parse(&d.to_string_lossy())?,
+            (None, None, false) => Location::Sqlite(PathBuf::from("meterkast.db")),
         };
+        let state_dir = self
+            .state_dir
+            .clone()
+            .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("."));
         let http_s = self
             .http
             .clone()
@@ -174,7 +185,7 @@ impl RunArgs {
                         .clone()
                         .or(file.mqtt_base_topic.clone()),
                 },
-                &db,
+                &db.state_base(&state_dir),
             )?),
             None => None,
         };
@@ -193,13 +204,13 @@ impl RunArgs {
 
 /// The writer thread: takes readings, commits at least once a second, applies retention.
 fn writer(
-    db: PathBuf,
+    db: Location,
     rx: std_mpsc::Receiver<ToStore>,
     retention_days: u32,
     metrics: Arc<Metrics>,
     ready: std_mpsc::Sender<Result<()>>,
 ) {
-    let mut ing = match SqliteBackend::open(&db).and_then(Ingestor::new) {
+    let mut ing = match db.open_backend().and_then(Ingestor::new) {
         Ok(i) => {
             let _ = ready.send(Ok(()));
             i
@@ -244,7 +255,7 @@ fn writer(
                 Err(e) => {
                     // Unacknowledged messages are delivered again.
                     acks.clear();
-                    tracing::error!("{}: commit failed: {e:#} (is the disk full?)", db.display())
+                    tracing::error!("{db}: commit failed: {e:#} (is the disk full, or the database server away?)")
                 }
             }
             oldest_pending = None;
@@ -347,9 +358,10 @@ async fn serve(settings: Settings) -> Result<()> {
     state.metrics = metrics.clone();
     state.homewizard = settings.homewizard.clone();
     {
-        let reader = SqliteReader::open(&settings.db)?;
+        // A PostgreSQL client blocks: not on the runtime's own threads.
+        let meters = tokio::task::block_in_place(|| settings.db.open_reader()?.meters())?;
         let mut latest = state.latest.write().expect("latest lock");
-        for m in reader.meters()? {
+        for m in meters {
             if let Some(f) = m.last_frame {
                 let raw = m.last_raw.unwrap_or_default();
                 latest.insert(
@@ -386,7 +398,7 @@ async fn serve(settings: Settings) -> Result<()> {
     eprintln!(
         "meterkast {}: API on http://{addr}/ (database {})",
         env!("CARGO_PKG_VERSION"),
-        settings.db.display()
+        settings.db
     );
     if let Some(b) = bridge.as_ref().and_then(crate::bridge::local_addr) {
         eprintln!("  raw telegram bridge on tcp://{b}");

@@ -2,6 +2,8 @@
 //! ports, a daemon process with its own database, and plain HTTP GETs.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -65,8 +67,14 @@ impl Daemon {
     /// Starts `meterkast run` with a database in `dir`, the given sources and extra
     /// environment, and waits until its HTTP side answers.
     pub fn start(dir: &Path, sources: &[String], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_db(dir, &dir.join("meterkast.db"), sources, env)
+    }
+
+    /// [`start`](Self::start) with the given `--db` (a file or a `postgres://` URL);
+    /// the log still goes to `dir`.
+    pub fn start_db(dir: &Path, db: &Path, sources: &[String], env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
-        let db = dir.join("meterkast.db");
+        let db = db.to_path_buf();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_meterkast"));
         cmd.arg("run")
             .arg("--db")
