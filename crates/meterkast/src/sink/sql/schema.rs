@@ -441,20 +441,23 @@ impl Dialect {
         self.rollup(t, secs, &cond, vec![cut(meter, METER_LEN)])
     }
 
-    /// Rolls up, for every meter, its latest bucket in the interval table and all
-    /// later ones (all of them for a meter without any): after a restart or an outage
-    /// this finishes what was left open.
-    pub fn rollup_catch_up(self, t: &TableName, secs: u32) -> Stmt {
+    /// Rolls up one meter's latest bucket in the interval table and all later ones
+    /// (all of them for a meter without any): after a restart this finishes the
+    /// bucket a crash left open. Only the meter's own rows are read (the primary key).
+    pub fn rollup_catch_up(self, t: &TableName, secs: u32, meter: &str) -> Stmt {
         let b = t.with_suffix(&interval_suffix(secs));
         let cond = format!(
-            "x.{time} >= COALESCE((SELECT MAX(z.{bucket}) FROM {bt} z WHERE z.{meter} = x.{meter}), {epoch})",
+            "x.{meter} = {p1} AND x.{time} >= COALESCE((SELECT MAX(z.{bucket}) FROM {bt} z WHERE z.{meter} = {p2}), {epoch})",
             time = self.ident("time"),
             bucket = self.ident("bucket"),
             meter = self.ident("meter"),
             bt = self.table(&b),
             epoch = self.time(0),
+            p1 = self.param(1),
+            p2 = self.param(2),
         );
-        self.rollup(t, secs, &cond, vec![])
+        let m = cut(meter, METER_LEN);
+        self.rollup(t, secs, &cond, vec![m.clone(), m])
     }
 }
 
@@ -635,8 +638,9 @@ mod tests {
             .sql
             .contains("ON DUPLICATE KEY UPDATE `readings` = VALUES(`readings`)"));
         assert!(!my.sql.contains("`bucket` = VALUES"));
-        let pg = Dialect::Postgres.rollup_catch_up(&t, 3600);
-        assert!(pg.params.is_empty());
+        let pg = Dialect::Postgres.rollup_catch_up(&t, 3600, "m2");
+        assert_eq!(pg.params, ["m2", "m2"]);
+        assert!(pg.sql.contains("x.\"meter\" = $1 AND x.\"time\" >= COALESCE((SELECT MAX(z.\"bucket\") FROM \"r_1h\" z WHERE z.\"meter\" = $2), TIMESTAMPTZ '1970-01-01 00:00:00+00')"), "{}", pg.sql);
         assert!(pg.sql.starts_with("INSERT INTO \"r_1h\" "));
         assert!(pg
             .sql

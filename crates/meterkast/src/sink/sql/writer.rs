@@ -6,7 +6,7 @@
 //! When the database is away the thread says so once, keeps queuing, and reconnects
 //! with a growing pause (1 s up to 30 s).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::conn::Conn;
-use super::schema::{bucket_columns, reading_columns, Stmt};
+use super::schema::{bucket_columns, reading_columns, Dialect, Stmt};
 use super::{SqlMetrics, SqlRow, SqlSettings};
 use crate::sink::mqtt::queue::{DiskQueue, Msg};
 
@@ -44,6 +44,8 @@ pub struct Writer {
     dirty: HashMap<String, BTreeSet<i64>>,
     /// Per meter, the newest bucket seen: older ones are closed.
     newest: HashMap<String, i64>,
+    /// Meters whose buckets left open by an earlier run are recomputed already.
+    caught_up: HashSet<String>,
     down_since: Option<Instant>,
     warned_at: Instant,
     backoff: Duration,
@@ -76,6 +78,7 @@ impl Writer {
             queue_dropped: 0,
             dirty: HashMap::new(),
             newest: HashMap::new(),
+            caught_up: HashSet::new(),
             down_since: None,
             warned_at: Instant::now(),
             backoff: Duration::from_secs(1),
@@ -199,6 +202,10 @@ impl Writer {
     fn connect(&self) -> Result<Conn> {
         let d = self.s.dialect;
         let mut c = Conn::open(d, &self.s.url)?;
+        if let (Dialect::Postgres, Some(schema)) = (d, &self.s.table.schema) {
+            c.run_one(&format!("CREATE SCHEMA IF NOT EXISTS {}", d.ident(schema)))
+                .with_context(|| format!("cannot create the schema {schema}"))?;
+        }
         for (t, cols, key) in [
             (self.s.table.clone(), reading_columns(), ["meter", "time"]),
             (self.s.bucket_table(), bucket_columns(), ["meter", "bucket"]),
@@ -215,9 +222,6 @@ impl Writer {
                 c.run_one(&d.add_column(&t, col)).with_context(what)?;
             }
         }
-        // Buckets a previous run (or an outage) left open.
-        c.run(&[d.rollup_catch_up(&self.s.table, self.s.interval)])
-            .with_context(|| format!("cannot fill the table {}", self.s.bucket_table()))?;
         Ok(c)
     }
 
@@ -308,6 +312,21 @@ impl Writer {
             let borrowed: Vec<_> = rows.iter().map(SqlRow::as_row).collect();
             stmts.push(self.s.dialect.insert_readings(&self.s.table, &borrowed));
         }
+        // A meter's first readings since the start: finish what an earlier run left.
+        let mut new_meters: Vec<&str> = rows
+            .iter()
+            .map(|r| r.meter.as_str())
+            .filter(|m| !self.caught_up.contains(*m))
+            .collect();
+        new_meters.sort_unstable();
+        new_meters.dedup();
+        for m in &new_meters {
+            stmts.push(
+                self.s
+                    .dialect
+                    .rollup_catch_up(&self.s.table, self.s.interval, m),
+            );
+        }
         let closed = self.rollups(false);
         stmts.extend(closed.iter().map(|(_, s)| s.clone()));
         self.conn
@@ -317,6 +336,9 @@ impl Writer {
             .context("cannot write readings")?;
         for _ in 0..taken {
             self.queue.ack()?;
+        }
+        for m in new_meters {
+            self.caught_up.insert(m.to_string());
         }
         let taken = taken as u64;
         self.queued = self.queued.saturating_sub(taken);
