@@ -10,6 +10,7 @@
 
 pub mod conn;
 pub mod schema;
+pub mod spool;
 pub mod writer;
 
 use std::fmt::Write;
@@ -292,15 +293,25 @@ impl SqlSink {
     }
 }
 
-/// Starts a sink's thread. The returned handle ends once the [`SqlSink`] is dropped
-/// and the queue is written out (or given up on after a few seconds).
+/// Starts a sink's threads: one takes readings into the on-disk queue, one writes
+/// them to the database. The returned handle ends once the [`SqlSink`] is dropped and
+/// the queue is written out (or given up on after a few seconds).
 pub fn start(s: SqlSettings, metrics: Arc<SqlMetrics>) -> Result<(SqlSink, JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(ROW_CHANNEL);
     let shown = s.shown.clone();
-    let w = writer::Writer::open(s, QUEUE_MAX_BYTES, metrics.clone())?;
+    let spool = spool::Spool::open(&s.queue_path, QUEUE_MAX_BYTES, metrics.clone(), &shown)?;
+    let spool = Arc::new(std::sync::Mutex::new(spool));
+    let w = writer::Writer::new(s, spool.clone(), metrics.clone());
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("sql-intake".into())
+        .spawn(move || {
+            writer::intake(rx, spool);
+            drop(done_tx);
+        })?;
     let handle = std::thread::Builder::new()
         .name("sql-sink".into())
-        .spawn(move || w.run(rx))?;
+        .spawn(move || w.run(done_rx))?;
     Ok((SqlSink { tx, metrics, shown }, handle))
 }
 

@@ -1,7 +1,7 @@
-//! The sink's thread: readings go to the on-disk queue at once, and from the queue to
-//! the database in batches (one transaction each, at least once a second while
-//! readings flow). Closed buckets of the interval table are recomputed from the
-//! readings table in the same transaction; at shutdown the open ones are too.
+//! The sink's database side: readings wait in the [`Spool`] and go to the database
+//! in batches (one transaction each, at least once a second while readings flow).
+//! Closed buckets of the interval table are recomputed from the readings table in
+//! the same transaction; at shutdown the open ones are too.
 //!
 //! When the database is away the thread says so once, keeps queuing, and reconnects
 //! with a growing pause (1 s up to 30 s).
@@ -9,15 +9,15 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
 use super::conn::Conn;
 use super::schema::{bucket_columns, reading_columns, Dialect, Stmt};
+use super::spool::Spool;
 use super::{SqlMetrics, SqlRow, SqlSettings};
-use crate::sink::mqtt::queue::{DiskQueue, Msg};
 
 /// Readings per transaction, at most.
 const BATCH: usize = 1000;
@@ -30,16 +30,12 @@ const REMIND_EVERY: Duration = Duration::from_secs(600);
 /// At shutdown, how long to keep trying to write what is queued.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
-/// The sink's state.
+/// The writing side's state.
 pub struct Writer {
     s: SqlSettings,
-    queue: DiskQueue,
+    spool: Arc<Mutex<Spool>>,
     metrics: Arc<SqlMetrics>,
     conn: Option<Conn>,
-    /// Readings in the queue, not yet committed.
-    queued: u64,
-    /// The queue's drop count last seen.
-    queue_dropped: u64,
     /// Per meter, the buckets written since they were last rolled up.
     dirty: HashMap<String, BTreeSet<i64>>,
     /// Per meter, the newest bucket seen: older ones are closed.
@@ -52,30 +48,25 @@ pub struct Writer {
     next_try: Instant,
 }
 
+/// Takes readings from the pipeline into the spool until the pipeline lets go.
+pub fn intake(rx: Receiver<SqlRow>, spool: Arc<Mutex<Spool>>) {
+    while let Ok(row) = rx.recv() {
+        let mut s = spool.lock().unwrap_or_else(|e| e.into_inner());
+        s.push(&row);
+        while let Ok(row) = rx.try_recv() {
+            s.push(&row);
+        }
+    }
+}
+
 impl Writer {
-    /// Opens the queue (counting what a previous run left in it).
-    pub fn open(s: SqlSettings, max_bytes: u64, metrics: Arc<SqlMetrics>) -> Result<Writer> {
-        let mut queue = DiskQueue::open(&s.queue_path, max_bytes)
-            .with_context(|| format!("SQL sink {}: cannot open its queue", s.shown))?;
-        let mut queued = 0u64;
-        while queue.next_unsent()?.is_some() {
-            queued += 1;
-        }
-        queue.rewind();
-        if queued > 0 {
-            tracing::info!(
-                "SQL sink {}: {queued} readings left from the last run",
-                s.shown
-            );
-        }
-        metrics.queued.fetch_add(queued, Ordering::Relaxed);
-        Ok(Writer {
+    /// A writer for the readings in `spool`.
+    pub fn new(s: SqlSettings, spool: Arc<Mutex<Spool>>, metrics: Arc<SqlMetrics>) -> Writer {
+        Writer {
             s,
-            queue,
+            spool,
             metrics,
             conn: None,
-            queued,
-            queue_dropped: 0,
             dirty: HashMap::new(),
             newest: HashMap::new(),
             caught_up: HashSet::new(),
@@ -83,41 +74,40 @@ impl Writer {
             warned_at: Instant::now(),
             backoff: Duration::from_secs(1),
             next_try: Instant::now(),
-        })
+        }
     }
 
-    /// Runs until the sender is dropped, then writes out what it can and stops.
-    pub fn run(mut self, rx: Receiver<SqlRow>) {
-        let mut next_flush = Instant::now();
+    fn spool(&self) -> MutexGuard<'_, Spool> {
+        self.spool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn queued(&self) -> u64 {
+        self.spool().queued()
+    }
+
+    /// Writes until `done` disconnects (the intake ended), then writes out what it can
+    /// and stops.
+    pub fn run(mut self, done: Receiver<()>) {
         loop {
-            let wait = next_flush.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(wait) {
-                Ok(row) => {
-                    self.enqueue(&row);
-                    while let Ok(row) = rx.try_recv() {
-                        self.enqueue(&row);
-                    }
-                    continue;
-                }
+            match done.recv_timeout(FLUSH_EVERY) {
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
             }
-            self.flush(Some(&rx));
-            next_flush = Instant::now() + FLUSH_EVERY;
+            self.flush();
         }
         self.shutdown();
     }
 
     fn shutdown(&mut self) {
         let deadline = Instant::now() + SHUTDOWN_GRACE;
-        while self.queued > 0 && Instant::now() < deadline {
+        while self.queued() > 0 && Instant::now() < deadline {
             self.next_try = self.next_try.min(Instant::now());
-            if self.flush(None) {
+            if self.flush() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        if self.queued == 0 && !self.dirty.is_empty() {
+        if self.queued() == 0 && !self.dirty.is_empty() {
             // The open buckets too: a restart recomputes them from the readings.
             let stmts: Vec<Stmt> = self.rollups(true).into_iter().map(|(_, s)| s).collect();
             if self.connected() {
@@ -128,39 +118,16 @@ impl Writer {
                 }
             }
         }
-        if let Err(e) = self.queue.flush() {
+        if let Err(e) = self.spool().flush() {
             tracing::warn!("SQL sink {}: {e:#}", self.s.shown);
         }
-        if self.queued > 0 {
+        let queued = self.queued();
+        if queued > 0 {
             tracing::warn!(
-                "SQL sink {}: {} readings stay queued in {} for the next start",
+                "SQL sink {}: {queued} readings stay queued in {} for the next start",
                 self.s.shown,
-                self.queued,
                 self.s.queue_path.display()
             );
-        }
-    }
-
-    fn enqueue(&mut self, row: &SqlRow) {
-        let payload = serde_json::to_vec(row).unwrap_or_default();
-        match self.queue.push(&Msg::new("", payload, false)) {
-            Ok(()) => {
-                self.queued += 1;
-                self.metrics.queued.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                self.metrics.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::error!("SQL sink {}: reading dropped: {e:#}", self.s.shown);
-            }
-        }
-        // Readings the bounded queue let go of to make room.
-        let dropped = self.queue.dropped();
-        if dropped > self.queue_dropped {
-            let n = dropped - self.queue_dropped;
-            self.queue_dropped = dropped;
-            self.queued = self.queued.saturating_sub(n);
-            self.metrics.queued.fetch_sub(n, Ordering::Relaxed);
-            self.metrics.dropped.fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -181,7 +148,7 @@ impl Writer {
                         "SQL sink {}: connected again after {}s; writing {} queued readings",
                         self.s.shown,
                         t.elapsed().as_secs(),
-                        self.queued
+                        self.queued()
                     ),
                     None => tracing::info!(
                         "SQL sink {}: writing to tables {} and {}",
@@ -246,7 +213,7 @@ impl Writer {
                     "SQL sink {}: still failing after {} min ({e:#}); {} readings queued",
                     self.s.shown,
                     t.elapsed().as_secs() / 60,
-                    self.queued
+                    self.queued()
                 );
             }
             Some(_) => tracing::debug!("SQL sink {}: {e:#}", self.s.shown),
@@ -256,48 +223,23 @@ impl Writer {
     }
 
     /// Writes what is queued, batch by batch; `true` when the queue is empty.
-    fn flush(&mut self, rx: Option<&Receiver<SqlRow>>) -> bool {
-        while self.queued > 0 {
+    fn flush(&mut self) -> bool {
+        while self.queued() > 0 {
             if !self.connected() {
                 return false;
             }
             if let Err(e) = self.write_batch() {
-                self.queue.rewind();
+                self.spool().rewind();
                 self.failed(e);
                 return false;
-            }
-            // A long backlog must not stall the hand-over.
-            if let Some(rx) = rx {
-                while let Ok(row) = rx.try_recv() {
-                    self.enqueue(&row);
-                }
             }
         }
         true
     }
 
     fn write_batch(&mut self) -> Result<()> {
-        let mut rows = Vec::new();
-        let mut taken = 0usize;
-        while rows.len() < BATCH {
-            let Some(m) = self.queue.next_unsent()? else {
-                break;
-            };
-            taken += 1;
-            match serde_json::from_slice::<SqlRow>(&m.payload) {
-                Ok(r) => rows.push(r),
-                Err(e) => tracing::warn!(
-                    "SQL sink {}: skipping a damaged queue entry: {e}",
-                    self.s.shown
-                ),
-            }
-        }
+        let (taken, rows) = self.spool().take(BATCH)?;
         if taken == 0 {
-            // The count drifted (a damaged file): trust the queue.
-            self.metrics
-                .queued
-                .fetch_sub(self.queued, Ordering::Relaxed);
-            self.queued = 0;
             return Ok(());
         }
         let secs = i64::from(self.s.interval);
@@ -334,15 +276,10 @@ impl Writer {
             .context("not connected")?
             .run(&stmts)
             .context("cannot write readings")?;
-        for _ in 0..taken {
-            self.queue.ack()?;
-        }
+        self.spool().commit(taken)?;
         for m in new_meters {
             self.caught_up.insert(m.to_string());
         }
-        let taken = taken as u64;
-        self.queued = self.queued.saturating_sub(taken);
-        self.metrics.queued.fetch_sub(taken, Ordering::Relaxed);
         self.metrics
             .written
             .fetch_add(rows.len() as u64, Ordering::Relaxed);
