@@ -88,11 +88,7 @@ impl Writer {
     /// Writes until `done` disconnects (the intake ended), then writes out what it can
     /// and stops.
     pub fn run(mut self, done: Receiver<()>) {
-        loop {
-            match done.recv_timeout(FLUSH_EVERY) {
-                Err(RecvTimeoutError::Timeout) => {}
-                Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-            }
+        while let Err(RecvTimeoutError::Timeout) = done.recv_timeout(FLUSH_EVERY) {
             self.flush();
         }
         self.shutdown();
