@@ -255,6 +255,23 @@ impl Drop for TestDb {
     }
 }
 
+/// One test per server for a check written once.
+macro_rules! both_servers {
+    ($check:ident: $maria:ident, $pg:ident) => {
+        #[test]
+        #[ignore = "needs MariaDB; .ci/run runs it"]
+        fn $maria() {
+            $check(TestDb::maria(), "my");
+        }
+
+        #[test]
+        #[ignore = "needs PostgreSQL; .ci/run runs it"]
+        fn $pg() {
+            $check(TestDb::pg(), "pg");
+        }
+    };
+}
+
 /// Bucket-aligned, two hours ago (recent, so retention keeps the readings).
 fn t0() -> i64 {
     let now = std::time::SystemTime::now()
@@ -461,17 +478,7 @@ fn every_reading_exactly_once(mut db: TestDb, tag: &str) {
     assert!(!log.contains("ERROR"), "{log}");
 }
 
-#[test]
-#[ignore = "needs MariaDB; .ci/run runs it"]
-fn mariadb_gets_every_reading_exactly_once_and_the_5_minute_buckets() {
-    every_reading_exactly_once(TestDb::maria(), "my");
-}
-
-#[test]
-#[ignore = "needs PostgreSQL; .ci/run runs it"]
-fn postgres_gets_every_reading_exactly_once_and_the_5_minute_buckets() {
-    every_reading_exactly_once(TestDb::pg(), "pg");
-}
+both_servers!(every_reading_exactly_once: mariadb_gets_every_reading_exactly_once_and_the_5_minute_buckets, postgres_gets_every_reading_exactly_once_and_the_5_minute_buckets);
 
 /// A custom table name, and a table from an older version missing columns.
 fn custom_and_older_tables(mut db: TestDb, tag: &str) {
@@ -522,17 +529,7 @@ fn custom_and_older_tables(mut db: TestDb, tag: &str) {
     assert_eq!(db.count("meter_readings"), -1, "no default table created");
 }
 
-#[test]
-#[ignore = "needs MariaDB; .ci/run runs it"]
-fn mariadb_takes_a_custom_table_and_updates_an_older_one() {
-    custom_and_older_tables(TestDb::maria(), "my");
-}
-
-#[test]
-#[ignore = "needs PostgreSQL; .ci/run runs it"]
-fn postgres_takes_a_custom_table_and_updates_an_older_one() {
-    custom_and_older_tables(TestDb::pg(), "pg");
-}
+both_servers!(custom_and_older_tables: mariadb_takes_a_custom_table_and_updates_an_older_one, postgres_takes_a_custom_table_and_updates_an_older_one);
 
 /// A TCP relay in front of the database that can be switched off (connections cut,
 /// port closed) and on again: a database outage without touching the shared server.
@@ -658,17 +655,7 @@ fn nothing_lost_when_the_database_is_away(mut db: TestDb, tag: &str) {
     assert!(daemon_log(&dir).contains("connected again"));
 }
 
-#[test]
-#[ignore = "needs MariaDB; .ci/run runs it"]
-fn mariadb_away_or_killed_loses_nothing() {
-    nothing_lost_when_the_database_is_away(TestDb::maria(), "my");
-}
-
-#[test]
-#[ignore = "needs PostgreSQL; .ci/run runs it"]
-fn postgres_away_or_killed_loses_nothing() {
-    nothing_lost_when_the_database_is_away(TestDb::pg(), "pg");
-}
+both_servers!(nothing_lost_when_the_database_is_away: mariadb_away_or_killed_loses_nothing, postgres_away_or_killed_loses_nothing);
 
 /// Wrong settings stop the daemon before it starts, saying what to write instead.
 #[test]
