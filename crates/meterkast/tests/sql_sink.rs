@@ -531,6 +531,45 @@ fn custom_and_older_tables(mut db: TestDb, tag: &str) {
 
 both_servers!(custom_and_older_tables: mariadb_takes_a_custom_table_and_updates_an_older_one, postgres_takes_a_custom_table_and_updates_an_older_one);
 
+/// A table from elsewhere that cannot hold some readings (a meter id too long for it):
+/// those are refused and dropped with an error, nothing cut is stored, the rest
+/// arrive.
+fn refused_readings_are_dropped_alone(mut db: TestDb, tag: &str) {
+    let dir = tmpdir(&format!("sql-refused-{tag}"));
+    let time = match db {
+        TestDb::Maria { .. } => "DATETIME",
+        TestDb::Pg { .. } => "TIMESTAMPTZ",
+    };
+    db.exec(&format!(
+        "CREATE TABLE narrow (meter VARCHAR(4) NOT NULL, time {time} NOT NULL, PRIMARY KEY (meter, time))"
+    ));
+    let url = db.url();
+    let env = [("MK_SQL_SINK", url.as_str()), ("MK_SQL_TABLE", "narrow")];
+    let (d, mut c) = daemon(&dir, &env);
+    // "AB" is 4142 (fits), "ABC" 414243 (does not); interleaved, so batches mix them.
+    for i in 0..30 {
+        let (t, wh, w) = reading(i);
+        c.write_all(&telegram_w("AB", t, wh, w)).unwrap();
+        c.write_all(&telegram_w("ABC", t, wh, w)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    wait_for("30 dropped", 30, || {
+        metric(d.port, "meterkast_sql_sink_dropped_total") == Some(30)
+    });
+    wait_for("an empty queue", 10, || {
+        metric(d.port, "meterkast_sql_sink_queued") == Some(0)
+    });
+    assert_eq!(db.count("narrow"), 30);
+    assert_eq!(raw_rows(&mut db, "narrow", "AB"), expected_raw(0..30));
+    assert!(daemon_log(&dir).contains("a reading refused and dropped"));
+    // Still writing afterwards.
+    feed(&mut c, "AB", 30..35);
+    wait_for("35 readings", 30, || db.count("narrow") == 35);
+    d.stop();
+}
+
+both_servers!(refused_readings_are_dropped_alone: mariadb_refuses_what_a_table_cannot_hold, postgres_refuses_what_a_table_cannot_hold);
+
 /// A TCP relay in front of the database that can be switched off (connections cut,
 /// port closed) and on again: a database outage without touching the shared server.
 struct Relay {

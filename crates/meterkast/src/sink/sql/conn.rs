@@ -114,6 +114,22 @@ impl Conn {
     }
 }
 
+/// Whether the server refused a statement for the data in it (SQLSTATE class 22:
+/// too long, out of range, a bad date or text), as opposed to a lost connection or
+/// a missing table, which retrying fixes.
+pub fn is_data_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        if let Some(mysql::Error::MySqlError(m)) = c.downcast_ref::<mysql::Error>() {
+            // 1366: incorrect string value (SQLSTATE HY000).
+            return m.state.starts_with("22") || m.code == 1366;
+        }
+        if let Some(p) = c.downcast_ref::<postgres::Error>() {
+            return p.code().is_some_and(|s| s.code().starts_with("22"));
+        }
+        false
+    })
+}
+
 /// Drops anything URL-like from a driver message, in case it quotes the URL.
 fn strip_url(s: &str) -> String {
     s.split_whitespace()

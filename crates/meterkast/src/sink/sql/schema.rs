@@ -318,11 +318,11 @@ impl Dialect {
     pub fn insert_readings(self, t: &TableName, rows: &[Row<'_>]) -> Stmt {
         let cols = reading_columns();
         let names: Vec<String> = cols.iter().map(|c| self.ident(&c.name)).collect();
-        let verb = match self {
-            Dialect::Mysql => "INSERT IGNORE INTO",
-            Dialect::Postgres => "INSERT INTO",
-        };
-        let mut sql = format!("{verb} {} ({}) VALUES ", self.table(t), names.join(", "));
+        let mut sql = format!(
+            "INSERT INTO {} ({}) VALUES ",
+            self.table(t),
+            names.join(", ")
+        );
         let mut params = Vec::with_capacity(rows.len() * 2);
         for (i, r) in rows.iter().enumerate() {
             if i > 0 {
@@ -346,9 +346,12 @@ impl Dialect {
                 self.value(Kind::Int, power.map(|p| (-p).max(0)))
             );
         }
-        if self == Dialect::Postgres {
-            sql.push_str(" ON CONFLICT DO NOTHING");
-        }
+        // Not INSERT IGNORE: besides duplicates it would store cut or zeroed values
+        // where a column cannot hold one, instead of refusing them.
+        sql.push_str(match self {
+            Dialect::Mysql => " ON DUPLICATE KEY UPDATE `meter` = `meter`",
+            Dialect::Postgres => " ON CONFLICT DO NOTHING",
+        });
         Stmt { sql, params }
     }
 
@@ -597,7 +600,8 @@ mod tests {
             assert_eq!(first.matches(", ").count() + 1, ncols, "{first}");
         }
         let my = Dialect::Mysql.insert_readings(&t, &rows).sql;
-        assert!(my.starts_with("INSERT IGNORE INTO `r` (`meter`, `time`, `dialect`, "));
+        assert!(my.starts_with("INSERT INTO `r` (`meter`, `time`, `dialect`, "));
+        assert!(my.ends_with(" ON DUPLICATE KEY UPDATE `meter` = `meter`"));
         assert!(my.contains("(?, '2023-11-14 22:13:20', ?, "));
         let pg = Dialect::Postgres.insert_readings(&t, &rows).sql;
         assert!(pg.starts_with("INSERT INTO \"r\" (\"meter\", \"time\", "));

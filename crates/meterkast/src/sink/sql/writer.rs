@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::conn::Conn;
+use super::conn::{self, Conn};
 use super::schema::{bucket_columns, reading_columns, Dialect, Stmt};
 use super::spool::Spool;
 use super::{SqlMetrics, SqlRow, SqlSettings};
@@ -219,22 +219,63 @@ impl Writer {
     }
 
     /// Writes what is queued, batch by batch; `true` when the queue is empty.
+    ///
+    /// A batch the server refuses for its data (a value a table from elsewhere cannot
+    /// hold) is retried one reading at a time, and only the refused ones are dropped,
+    /// with an error: one odd reading must not hold up the rest forever.
     fn flush(&mut self) -> bool {
+        let mut singly = 0usize;
         while self.queued() > 0 {
             if !self.connected() {
                 return false;
             }
-            if let Err(e) = self.write_batch() {
-                self.spool().rewind();
-                self.failed(e);
-                return false;
+            let n = if singly > 0 { 1 } else { BATCH };
+            match self.write_batch(n) {
+                Ok(()) => singly = singly.saturating_sub(1),
+                Err(e) if conn::is_data_error(&e) => {
+                    self.spool().rewind();
+                    if n > 1 {
+                        singly = n;
+                        continue;
+                    }
+                    singly -= 1;
+                    let mut spool = self.spool();
+                    let skipped = spool
+                        .take(1)
+                        .and_then(|(k, rows)| spool.commit(k).map(|()| rows));
+                    drop(spool);
+                    let rows = match skipped {
+                        Ok(rows) => rows,
+                        Err(e) => {
+                            self.failed(e);
+                            return false;
+                        }
+                    };
+                    self.metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                    let what = rows.first().map_or(String::new(), |r| {
+                        format!(
+                            " (meter {} at {})",
+                            r.meter,
+                            meterkast_codec::Timestamp(r.ts)
+                        )
+                    });
+                    tracing::error!(
+                        "SQL sink {}: a reading refused and dropped{what}: {e:#}",
+                        self.s.shown
+                    );
+                }
+                Err(e) => {
+                    self.spool().rewind();
+                    self.failed(e);
+                    return false;
+                }
             }
         }
         true
     }
 
-    fn write_batch(&mut self) -> Result<()> {
-        let (taken, rows) = self.spool().take(BATCH)?;
+    fn write_batch(&mut self, max: usize) -> Result<()> {
+        let (taken, rows) = self.spool().take(max)?;
         if taken == 0 {
             return Ok(());
         }
