@@ -194,6 +194,20 @@ impl TestDb {
         }
     }
 
+    /// Creates a readings table as another program (or an older version) might have:
+    /// `meter VARCHAR(meter_len)`, `time`, then `more` columns.
+    fn table_from_elsewhere(&mut self, name: &str, meter_len: u32, more: &str) {
+        let time = match self {
+            TestDb::Maria { .. } => "DATETIME",
+            TestDb::Pg { .. } => "TIMESTAMPTZ",
+        };
+        let sql = format!(
+            "CREATE TABLE {} (meter VARCHAR({meter_len}) NOT NULL, time {time} NOT NULL{more}, PRIMARY KEY (meter, time))",
+            self.q(name)
+        );
+        self.exec(&sql);
+    }
+
     fn count(&mut self, table: &str) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {}", self.q(table));
         match self {
@@ -483,15 +497,11 @@ both_servers!(every_reading_exactly_once: mariadb_gets_every_reading_exactly_onc
 /// A custom table name, and a table from an older version missing columns.
 fn custom_and_older_tables(mut db: TestDb, tag: &str) {
     let dir = tmpdir(&format!("sql-custom-{tag}"));
-    let time = match db {
-        TestDb::Maria { .. } => "DATETIME",
-        TestDb::Pg { .. } => "TIMESTAMPTZ",
-    };
-    db.exec(&format!(
-        "CREATE TABLE {} (meter VARCHAR(128) NOT NULL, time {time} NOT NULL, dialect VARCHAR(32), \
-         total_power_import_kwh DECIMAL(19,3), active_power_w BIGINT, PRIMARY KEY (meter, time))",
-        db.q("Hist_Old")
-    ));
+    db.table_from_elsewhere(
+        "Hist_Old",
+        128,
+        ", dialect VARCHAR(32), total_power_import_kwh DECIMAL(19,3), active_power_w BIGINT",
+    );
     let url = db.url();
     let env = [
         ("MK_SQL_SINK", url.as_str()),
@@ -536,13 +546,7 @@ both_servers!(custom_and_older_tables: mariadb_takes_a_custom_table_and_updates_
 /// arrive.
 fn refused_readings_are_dropped_alone(mut db: TestDb, tag: &str) {
     let dir = tmpdir(&format!("sql-refused-{tag}"));
-    let time = match db {
-        TestDb::Maria { .. } => "DATETIME",
-        TestDb::Pg { .. } => "TIMESTAMPTZ",
-    };
-    db.exec(&format!(
-        "CREATE TABLE narrow (meter VARCHAR(4) NOT NULL, time {time} NOT NULL, PRIMARY KEY (meter, time))"
-    ));
+    db.table_from_elsewhere("narrow", 4, "");
     let url = db.url();
     let env = [("MK_SQL_SINK", url.as_str()), ("MK_SQL_TABLE", "narrow")];
     let (d, mut c) = daemon(&dir, &env);
