@@ -2,9 +2,10 @@
 //! PostgreSQL database, and one row per meter and interval (5 minutes by default)
 //! into a second table, for Grafana, spreadsheets and whatever else reads SQL.
 //!
-//! The pipeline hands readings over with `try_send`; a thread of the sink's own
-//! writes them to an on-disk queue at once and from there to the database in
-//! multi-row transactions, forgetting them only after the commit. An absent
+//! The pipeline hands readings over with `try_send`; one thread of the sink's own
+//! appends them to an on-disk queue at once ([`spool`]), another writes them from
+//! there to the database in multi-row transactions ([`writer`]), forgetting them only
+//! after the commit. An absent
 //! database, a restart of it or of meterkast therefore loses nothing up to the
 //! queue's bound, and the primary key (meter, time) keeps retries from duplicating.
 
