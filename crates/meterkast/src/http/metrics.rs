@@ -24,6 +24,8 @@ pub struct Metrics {
     pub bridge_clients: AtomicU64,
     /// Raw-bridge clients dropped for being too slow.
     pub bridge_dropped: AtomicU64,
+    /// The SQL history sinks.
+    pub sql: std::sync::Arc<crate::sink::sql::SqlMetrics>,
 }
 
 impl Metrics {
@@ -103,5 +105,6 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         m.bridge_clients.load(Ordering::Relaxed),
         m.bridge_dropped.load(Ordering::Relaxed),
     );
+    m.sql.render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
