@@ -1,12 +1,14 @@
 //! `meterkast run` end to end through real sockets, a real pseudo-terminal and a real
-//! SQLite file: sources reconnect and detect, bad input never stops ingestion, and a
+//! SQLite file (and PostgreSQL database): sources reconnect and detect, bad input never stops ingestion, and a
 //! kill -9 loses nothing accepted more than a second before.
 
+#[macro_use]
 mod support;
 
 use std::io::Write;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -119,12 +121,21 @@ fn speed(fd: &impl AsRawFd) -> u32 {
     t.c_ispeed
 }
 
-#[test]
-fn kill_9_loses_nothing_accepted_a_second_before() {
-    let dir = tmpdir("kill9");
+on_both_stores!(
+    kill_9,
+    kill_9_loses_nothing_accepted_a_second_before,
+    kill_9_loses_nothing_accepted_a_second_before_postgres
+);
+on_both_stores!(
+    file_source,
+    file_source_replays_a_capture_and_bad_frames_do_not_stop_it,
+    file_source_replays_a_capture_and_bad_frames_do_not_stop_it_postgres
+);
+
+fn kill_9(dir: &Path, db: &Path) {
     let port = free_port();
     let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let mut d = Daemon::start(&dir, &[format!("tcp://127.0.0.1:{port}")], &[]);
+    let mut d = Daemon::start_db(dir, db, &[format!("tcp://127.0.0.1:{port}")], &[]);
     let (mut c, _) = listener.accept().unwrap();
     // Telegrams 1 s apart in meter time, 20 ms apart in wall time.
     let mut sent: Vec<(i64, Instant)> = vec![];
@@ -145,10 +156,9 @@ fn kill_9_loses_nothing_accepted_a_second_before() {
     d.child.wait().unwrap();
     drop(c);
     // What a restart finds: every telegram sent more than a second before the kill.
-    let d2 = Daemon::start(&dir, &[format!("tcp://127.0.0.1:{}", free_port())], &[]);
-    let conn_db = d2.db.clone();
+    let d2 = Daemon::start_db(dir, db, &[format!("tcp://127.0.0.1:{}", free_port())], &[]);
     d2.stop();
-    let conn = rusqlite_count(&conn_db);
+    let conn = stored_count(db);
     let must = sent
         .iter()
         .filter(|(_, at)| killed.duration_since(*at) > Duration::from_secs(1))
@@ -161,15 +171,11 @@ fn kill_9_loses_nothing_accepted_a_second_before() {
 }
 
 /// Counts stored readings with the store's own reader.
-fn rusqlite_count(db: &std::path::Path) -> i64 {
-    use meterkast::store::sqlite::SqliteReader;
-    use meterkast::store::StoreRead;
-    SqliteReader::open(db).unwrap().stored_size().unwrap().0
+fn stored_count(db: &Path) -> i64 {
+    location(db).open_reader().unwrap().stored_size().unwrap().0
 }
 
-#[test]
-fn file_source_replays_a_capture_and_bad_frames_do_not_stop_it() {
-    let dir = tmpdir("file");
+fn file_source(dir: &Path, db: &Path) {
     let capture = dir.join("capture.txt");
     let mut bytes = vec![];
     for k in 0..50 {
@@ -181,8 +187,9 @@ fn file_source_replays_a_capture_and_bad_frames_do_not_stop_it() {
         bytes.extend_from_slice(b"\r\nnoise\x00\x01");
     }
     std::fs::write(&capture, &bytes).unwrap();
-    let d = Daemon::start(
-        &dir,
+    let d = Daemon::start_db(
+        dir,
+        db,
         &[format!("file://{}?speed=max", capture.display())],
         &[],
     );
@@ -191,14 +198,12 @@ fn file_source_replays_a_capture_and_bad_frames_do_not_stop_it() {
     });
     let health = d.json("/healthz");
     assert_eq!(health["sources"][0]["accepted"], 49);
-    let db = d.db.clone();
     d.stop();
-    assert_eq!(rusqlite_count(&db), 49);
+    assert_eq!(stored_count(db), 49);
     // The roll-ups hold exactly the register's rise, the damaged telegram's share
     // included in the next delta: 2049 − 2000 Wh.
-    use meterkast::store::sqlite::SqliteReader;
-    use meterkast::store::{Step, StoreRead};
-    let r = SqliteReader::open(&db).unwrap();
+    use meterkast::store::Step;
+    let r = location(db).open_reader().unwrap();
     let m = r.meters().unwrap()[0].id;
     let quarters = r.rollups(m, Step::Quarter, 0, i64::MAX).unwrap();
     assert_eq!(quarters.iter().map(|q| q.rollup.sums[0]).sum::<i64>(), 49);

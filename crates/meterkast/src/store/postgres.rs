@@ -77,7 +77,10 @@ pub fn redact(s: &str) -> String {
             }
             u.to_string()
         }
-        Err(_) => "the PostgreSQL URL".into(),
+        Err(_) => match s.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://…"),
+            None => "the PostgreSQL URL".into(),
+        },
     }
 }
 
