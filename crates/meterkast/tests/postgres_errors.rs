@@ -65,7 +65,12 @@ fn bad_urls_and_absent_servers_are_named_without_the_password() {
         &["postgres://", "postgres://user:password@host:5432/database"],
     );
     assert_clear(
-        &["import", "--db", "postgres://mk:s3cret@h/db?schema=a;drop", file],
+        &[
+            "import",
+            "--db",
+            "postgres://mk:s3cret@h/db?schema=a;drop",
+            file,
+        ],
         &["schema=a;drop", "lower-case"],
     );
     assert_clear(
@@ -85,6 +90,10 @@ fn a_database_that_does_not_exist_is_named() {
     );
     assert_clear(
         &["import", "--db", &url, file.to_str().unwrap()],
-        &["does not exist", "createdb", "postgres:***@127.0.0.1:5432/mk_absent_"],
+        &[
+            "does not exist",
+            "createdb",
+            "postgres:***@127.0.0.1:5432/mk_absent_",
+        ],
     );
 }

@@ -524,6 +524,14 @@ impl<B: Backend> Ingestor<B> {
         let track = self.meters.get_mut(inc.meter).expect("just inserted");
         let id = track.id;
         let s = inc.sample;
+        // The meter state is serialized at commit (from `track.last`, the baseline).
+        let update = PendingUpdate {
+            last_seen: s.ts,
+            dialect: inc.dialect,
+            submeters: inc.submeters,
+            frame: inc.frame,
+            raw: inc.raw,
+        };
         if self.shared {
             // Only a reading equal to the committed baseline is surely stored already;
             // the rest is sorted out at commit, against the baselines stored by then.
@@ -532,13 +540,7 @@ impl<B: Backend> Ingestor<B> {
                 return Ok(Outcome::Duplicate);
             }
             if track.update.as_ref().is_none_or(|u| s.ts >= u.last_seen) {
-                track.update = Some(PendingUpdate {
-                    last_seen: s.ts,
-                    dialect: inc.dialect,
-                    submeters: inc.submeters,
-                    frame: inc.frame,
-                    raw: inc.raw,
-                });
+                track.update = Some(update);
             }
             self.queued.push((id, s));
             return Ok(Outcome::Stored);
@@ -570,14 +572,7 @@ impl<B: Backend> Ingestor<B> {
                 data: o.writer.bytes().to_vec(),
             });
         }
-        // The meter state is serialized at commit (from `track.last`, which is `base`).
-        track.update = Some(PendingUpdate {
-            last_seen: s.ts,
-            dialect: inc.dialect,
-            submeters: inc.submeters,
-            frame: inc.frame,
-            raw: inc.raw,
-        });
+        track.update = Some(update);
         self.stats.refused_deltas += u64::from(step.refused);
         add_energy(&mut self.pending, id, &step.d[..step.n]);
         add_instant(&mut self.pending, id, &s);

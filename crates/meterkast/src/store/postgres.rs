@@ -408,8 +408,60 @@ fn state_of(b: Option<Vec<u8>>) -> Option<Sample> {
     b.and_then(|b| decode_chunk(&b)).and_then(|mut v| v.pop())
 }
 
+/// How readings go in: one `INSERT … SELECT FROM unnest(arrays)` (the default), or
+/// binary `COPY` into a temporary table and `INSERT … SELECT` from it
+/// (`MK_PG_INSERT=copy`, kept for comparison: `bench/postgres.sh` measures both).
+fn use_copy() -> bool {
+    static COPY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *COPY.get_or_init(|| std::env::var("MK_PG_INSERT").is_ok_and(|v| v == "copy"))
+}
+
 /// Stores readings that are not there yet; returns the (meter, time) of those stored.
 fn insert_readings(
+    tx: &mut postgres::Transaction<'_>,
+    readings: &[(i64, Sample)],
+) -> Result<HashSet<(i64, i64)>> {
+    if use_copy() {
+        insert_readings_copy(tx, readings)
+    } else {
+        insert_readings_unnest(tx, readings)
+    }
+}
+
+fn insert_readings_copy(
+    tx: &mut postgres::Transaction<'_>,
+    readings: &[(i64, Sample)],
+) -> Result<HashSet<(i64, i64)>> {
+    tx.batch_execute(
+        "CREATE TEMP TABLE IF NOT EXISTS readings_in (LIKE readings) ON COMMIT DELETE ROWS",
+    )
+    .pg("cannot create a temporary table")?;
+    let types = vec![postgres::types::Type::INT8; N + 2];
+    let sink = tx
+        .copy_in(&format!(
+            "COPY readings_in (meter_id, ts, {}) FROM STDIN BINARY",
+            READING_COLUMNS.join(",")
+        ))
+        .pg("COPY failed")?;
+    let mut w = postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
+    for (m, s) in readings {
+        let mut row: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(N + 2);
+        row.push(m);
+        row.push(&s.ts);
+        row.extend(s.v.iter().map(|x| x as &(dyn ToSql + Sync)));
+        w.write(&row).pg("COPY failed")?;
+    }
+    w.finish().pg("COPY failed")?;
+    let rows = tx
+        .query(
+            "INSERT INTO readings SELECT * FROM readings_in ON CONFLICT (meter_id, ts) DO NOTHING RETURNING meter_id, ts",
+            &[],
+        )
+        .pg("storing readings failed")?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+fn insert_readings_unnest(
     tx: &mut impl GenericClient,
     readings: &[(i64, Sample)],
 ) -> Result<HashSet<(i64, i64)>> {
