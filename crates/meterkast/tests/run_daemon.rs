@@ -215,3 +215,56 @@ fn file_source(dir: &Path, db: &Path) {
     let days = r.rollups(m, Step::Day, 0, i64::MAX).unwrap();
     assert_eq!(days.iter().map(|q| q.rollup.sums[0]).sum::<i64>(), 49);
 }
+
+/// The PostgreSQL server ends the daemon's connections (a restart, a failover, an
+/// administrator): the daemon connects again and loses no telegram it had accepted.
+#[test]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (started if down)"]
+fn postgres_connections_ended_by_the_server_lose_nothing() {
+    let dir = tmpdir("pg-terminate");
+    let pg = support::pg::PgDb::new();
+    let url = pg.url(None);
+    let port = free_port();
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let d = Daemon::start_db(
+        &dir,
+        Path::new(&url),
+        &[format!("tcp://127.0.0.1:{port}")],
+        &[],
+    );
+    let (mut c, _) = listener.accept().unwrap();
+    let send = |c: &mut std::net::TcpStream, ks: std::ops::Range<i64>| {
+        for k in ks {
+            c.write_all(&telegram("PG1", t0() + k, 10_000 + k)).unwrap();
+        }
+    };
+    send(&mut c, 0..30);
+    wait_for("the first telegrams stored", 20, || {
+        stored_count(Path::new(&url)) == 30
+    });
+    let mut admin = pg.client();
+    let ended: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ended >= 1, "the daemon had no connection to end");
+    send(&mut c, 30..60);
+    wait_for("every telegram stored after reconnecting", 30, || {
+        stored_count(Path::new(&url)) == 60
+    });
+    // The API's pooled readers recover too (at most one answer fails per reader).
+    wait_for("the API to answer from the store", 10, || {
+        get(d.port, "/api/v1/meters").is_some_and(|b| b.contains("50473"))
+    });
+    let r = location(Path::new(&url)).open_reader().unwrap();
+    let m = r.meters().unwrap()[0].id;
+    let days = r
+        .rollups(m, meterkast::store::Step::Day, 0, i64::MAX)
+        .unwrap();
+    assert_eq!(days.iter().map(|q| q.rollup.sums[0]).sum::<i64>(), 59);
+    d.stop();
+}

@@ -248,18 +248,20 @@ fn writer(
         }
         if oldest_pending.is_some_and(|t| t.elapsed() >= commit_every) || closed {
             let started = Instant::now();
+            oldest_pending = None;
             match ing.commit() {
                 Ok(()) => {
                     metrics.commit(started.elapsed().as_micros() as u64);
                     acks.drain(..).for_each(|a| a.done());
                 }
                 Err(e) => {
-                    // Unacknowledged messages are delivered again.
+                    // Unacknowledged messages are delivered again. A PostgreSQL store
+                    // keeps what failed for the next try, a second from now.
                     acks.clear();
+                    oldest_pending = Some(Instant::now());
                     tracing::error!("{db}: commit failed: {e:#} (is the disk full, or the database server away?)")
                 }
             }
-            oldest_pending = None;
         }
         if Instant::now() >= next_retention {
             let cutoff = source::now() - i64::from(retention_days) * 86400;

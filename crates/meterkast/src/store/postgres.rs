@@ -387,6 +387,7 @@ fn is_hypertable(c: &mut impl GenericClient) -> bool {
 /// The writing side of the PostgreSQL store. Several processes may write at once.
 pub struct PostgresBackend {
     client: Client,
+    url: PgUrl,
     hypertable: bool,
 }
 
@@ -395,7 +396,21 @@ impl PostgresBackend {
     pub fn open(url: &PgUrl) -> Result<Self> {
         let mut client = url.connect()?;
         let hypertable = migrate(&mut client, url)?;
-        Ok(PostgresBackend { client, hypertable })
+        Ok(PostgresBackend {
+            client,
+            url: url.clone(),
+            hypertable,
+        })
+    }
+
+    /// The connection, opened again if the server closed it (a restart, a failover,
+    /// an administrator ending it): the next commit goes through once it is back.
+    fn client(&mut self) -> Result<&mut Client> {
+        if self.client.is_closed() {
+            tracing::warn!("{}: the connection was closed; connecting again", self.url);
+            self.client = self.url.connect()?;
+        }
+        Ok(&mut self.client)
     }
 
     /// Whether full-resolution readings are in a TimescaleDB hypertable.
@@ -595,7 +610,7 @@ fn upsert_sql() -> String {
 impl Backend for PostgresBackend {
     fn load_meters(&mut self) -> Result<Vec<MeterRow>> {
         let rows = self
-            .client
+            .client()?
             .query("SELECT id, equipment_id, state FROM meters", &[])
             .pg("cannot read the meters")?;
         Ok(rows
@@ -611,7 +626,7 @@ impl Backend for PostgresBackend {
     fn create_meter(&mut self, m: &NewMeter) -> Result<i64> {
         // Another process may create the same meter at the same moment.
         let row = self
-            .client
+            .client()?
             .query_opt(
                 "INSERT INTO meters (equipment_id, dialect, source, first_seen, last_seen, replaces) \
                  VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (equipment_id) DO NOTHING RETURNING id",
@@ -621,7 +636,7 @@ impl Backend for PostgresBackend {
         match row {
             Some(r) => Ok(r.get(0)),
             None => Ok(self
-                .client
+                .client()?
                 .query_one(
                     "SELECT id FROM meters WHERE equipment_id = $1",
                     &[&m.equipment_id],
@@ -632,7 +647,10 @@ impl Backend for PostgresBackend {
     }
 
     fn apply(&mut self, batch: &WriteBatch) -> Result<()> {
-        let mut tx = self.client.transaction().pg("cannot start a transaction")?;
+        let mut tx = self
+            .client()?
+            .transaction()
+            .pg("cannot start a transaction")?;
         write_batch(&mut tx, batch)?;
         tx.commit().pg("commit failed")
     }
@@ -640,7 +658,7 @@ impl Backend for PostgresBackend {
     fn delete_samples_before(&mut self, t: i64) -> Result<u64> {
         if self.hypertable {
             let rows = self
-                .client
+                .client()?
                 .query(
                     "SELECT drop_chunks('readings', older_than => $1::BIGINT)",
                     &[&t],
@@ -648,7 +666,7 @@ impl Backend for PostgresBackend {
                 .pg("dropping old readings failed")?;
             return Ok(rows.len() as u64);
         }
-        self.client
+        self.client()?
             .execute("DELETE FROM readings WHERE ts < $1", &[&t])
             .pg("deleting old readings failed")
     }
@@ -665,7 +683,10 @@ impl Backend for PostgresBackend {
         let mut ids: Vec<i64> = readings.iter().map(|r| r.0).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut tx = self.client.transaction().pg("cannot start a transaction")?;
+        let mut tx = self
+            .client()?
+            .transaction()
+            .pg("cannot start a transaction")?;
         // In id order, so that two writers with overlapping meters never deadlock.
         let rows = tx
             .query(
@@ -847,6 +868,10 @@ impl StoreRead for PostgresReader {
     fn setting(&self, key: &str) -> Result<Option<String>> {
         let rows = self.query("SELECT value FROM settings WHERE key = $1", &[&key])?;
         Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    fn is_broken(&self) -> bool {
+        self.client.borrow().as_ref().is_none_or(|c| c.is_closed())
     }
 
     fn put_setting(&self, key: &str, value: &str) -> Result<()> {
