@@ -48,10 +48,10 @@ echo "== 1. import, one meter, $one 1-second telegrams"
 "$bin" simulate --dialect dsmr5 --count "$one" --seed 1 --start 2026-01-01T00:00:00Z >"$tmp/one.txt"
 cat "$tmp/one.txt" >/dev/null
 echo -n "SQLite:     "; "$bin" import --db "$tmp/one.db" "$tmp/one.txt" 2>&1 | tail -1
-echo -n "PostgreSQL, INSERT from unnest(arrays) (the default): "
+echo -n "PostgreSQL, binary COPY + INSERT (the default for large batches): "
 "$bin" import --db "$server/$db?schema=one" "$tmp/one.txt" 2>&1 | tail -1
-echo -n "PostgreSQL, binary COPY + INSERT (MK_PG_INSERT=copy): "
-MK_PG_INSERT=copy "$bin" import --db "$server/$db?schema=one_copy" "$tmp/one.txt" 2>&1 | tail -1
+echo -n "PostgreSQL, INSERT from unnest(arrays) (MK_PG_INSERT=unnest): "
+MK_PG_INSERT=unnest "$bin" import --db "$server/$db?schema=one_unnest" "$tmp/one.txt" 2>&1 | tail -1
 rm -f "$tmp/one.txt" "$tmp/one.db"*
 
 echo "== 2. import, $meters meters x $per 10-second telegrams"
@@ -77,7 +77,7 @@ import_batch
 total=$(python3 -c "print($(date +%s.%N) - $started - $sim_time)")
 rows=$(pg -d "$db" -c "SELECT count(*) FROM many.readings")
 echo "stored $rows readings of $(pg -d "$db" -c 'SELECT count(*) FROM many.meters') meters in $(printf %.1f "$total") s of import: $(python3 -c "print(round($rows / $total))") readings/s"
-pg -d "$db" -c "VACUUM ANALYZE many.readings; VACUUM ANALYZE many.rollups"
+pg -d "$db" -c "VACUUM ANALYZE many.readings" -c "VACUUM ANALYZE many.rollups"
 pg -d "$db" -F ' ' -c "SELECT 'readings: ' || pg_size_pretty(pg_total_relation_size('many.readings')) || ', ' || (pg_total_relation_size('many.readings') / greatest(count(*), 1)) || ' bytes per reading with indexes' FROM many.readings"
 pg -d "$db" -F ' ' -c "SELECT 'rollups: ' || pg_size_pretty(pg_total_relation_size('many.rollups')) || ', ' || count(*) || ' rows, ' || (pg_total_relation_size('many.rollups') / greatest(count(*), 1)) || ' bytes per row' FROM many.rollups"
 

@@ -423,20 +423,30 @@ fn state_of(b: Option<Vec<u8>>) -> Option<Sample> {
     b.and_then(|b| decode_chunk(&b)).and_then(|mut v| v.pop())
 }
 
-/// How readings go in: one `INSERT … SELECT FROM unnest(arrays)` (the default), or
-/// binary `COPY` into a temporary table and `INSERT … SELECT` from it
-/// (`MK_PG_INSERT=copy`, kept for comparison: `bench/postgres.sh` measures both).
-fn use_copy() -> bool {
-    static COPY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *COPY.get_or_init(|| std::env::var("MK_PG_INSERT").is_ok_and(|v| v == "copy"))
+/// How readings go in. Small batches (the daemon's twice-a-second commits): one
+/// `INSERT … SELECT FROM unnest(arrays)`, a single round trip. Large ones (imports,
+/// busy ingest workers): binary `COPY` into a temporary table, then `INSERT … SELECT`
+/// from it, twice as fast per reading (`bench/postgres.sh`). `MK_PG_INSERT=copy` or
+/// `=unnest` forces one way, for measuring.
+fn use_copy(n: usize) -> bool {
+    static FORCED: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    let forced = *FORCED.get_or_init(|| match std::env::var("MK_PG_INSERT").as_deref() {
+        Ok("copy") => Some(true),
+        Ok("unnest") => Some(false),
+        _ => None,
+    });
+    forced.unwrap_or(n >= COPY_FROM)
 }
+
+/// Readings in a commit from which `COPY` is used.
+const COPY_FROM: usize = 500;
 
 /// Stores readings that are not there yet; returns the (meter, time) of those stored.
 fn insert_readings(
     tx: &mut postgres::Transaction<'_>,
     readings: &[(i64, Sample)],
 ) -> Result<HashSet<(i64, i64)>> {
-    if use_copy() {
+    if use_copy(readings.len()) {
         insert_readings_copy(tx, readings)
     } else {
         insert_readings_unnest(tx, readings)
