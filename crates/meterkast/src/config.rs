@@ -46,8 +46,10 @@ impl FileSource {
 #[derive(Debug, Deserialize, Default, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    /// The database file.
+    /// The store: a SQLite file or a `postgres://` URL.
     pub db: Option<PathBuf>,
+    /// Where files kept beside a PostgreSQL store go (`--state-dir`).
+    pub state_dir: Option<PathBuf>,
     /// The HTTP listen address.
     pub http: Option<String>,
     /// Days of full-resolution readings to keep (roll-ups are kept forever).

@@ -2,10 +2,12 @@
 //! went in (a DST day's 92 quarters, a planted capacity peak), bad queries get a 4xx
 //! with a useful message, the raw bridge serves identical streams, auth holds.
 
+#[macro_use]
 mod support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::time::Duration;
 
 use meterkast::store::calendar::local_midnight;
@@ -31,19 +33,32 @@ fn dst_day_capture(dir: &std::path::Path) -> (std::path::PathBuf, i64, i64) {
     (p, day, peak)
 }
 
-fn start_with_db(dir: &std::path::Path, extra: &[(&str, &str)]) -> Daemon {
+fn start_with_db(dir: &Path, extra: &[(&str, &str)]) -> Daemon {
+    start_on(dir, &dir.join("meterkast.db"), extra)
+}
+
+fn start_on(dir: &Path, db: &Path, extra: &[(&str, &str)]) -> Daemon {
     // A source that never answers: the API serves what is stored.
     let mut env = vec![("MK_RETENTION_DAYS", "100000")];
     env.extend_from_slice(extra);
-    Daemon::start(dir, &[format!("tcp://127.0.0.1:{}", free_port())], &env)
+    Daemon::start_db(dir, db, &[format!("tcp://127.0.0.1:{}", free_port())], &env)
 }
 
-#[test]
-fn series_peaks_and_export_equal_what_went_in() {
-    let dir = tmpdir("api");
-    let (capture, day, peak) = dst_day_capture(&dir);
-    import(&dir.join("meterkast.db"), &capture);
-    let d = start_with_db(&dir, &[]);
+on_both_stores!(
+    series_peaks_and_export,
+    series_peaks_and_export_equal_what_went_in,
+    series_peaks_and_export_equal_what_went_in_postgres
+);
+on_both_stores!(
+    bad_queries,
+    bad_queries_get_a_useful_4xx_never_a_5xx,
+    bad_queries_get_a_useful_4xx_never_a_5xx_postgres
+);
+
+fn series_peaks_and_export(dir: &Path, db: &Path) {
+    let (capture, day, peak) = dst_day_capture(dir);
+    import(db, &capture);
+    let d = start_on(dir, db, &[]);
 
     let meters = d.json("/api/v1/meters");
     assert_eq!(meters[0]["id"], "41504931");
@@ -124,12 +139,10 @@ fn series_peaks_and_export_equal_what_went_in() {
     d.stop();
 }
 
-#[test]
-fn bad_queries_get_a_useful_4xx_never_a_5xx() {
-    let dir = tmpdir("api-bad");
-    let (capture, _, _) = dst_day_capture(&dir);
-    import(&dir.join("meterkast.db"), &capture);
-    let d = start_with_db(&dir, &[]);
+fn bad_queries(dir: &Path, db: &Path) {
+    let (capture, _, _) = dst_day_capture(dir);
+    import(db, &capture);
+    let d = start_on(dir, db, &[]);
     for (path, want) in [
         ("/api/v1/series?from=yesterday", 400),
         ("/api/v1/series?from=2026-02-30", 400),

@@ -3,6 +3,7 @@
 //! expected values — DST days, a meter swap, duplicates, resets and retention; and
 //! several processes writing one PostgreSQL database at once, each reading counted once.
 
+#[macro_use]
 mod support;
 
 use meterkast::pipeline::incoming;
@@ -12,6 +13,8 @@ use meterkast::store::{AnyBackend, Location};
 use meterkast_codec::crc::crc16_arc;
 use meterkast_codec::time::Civil;
 use meterkast_codec::{Decoder, Timestamp};
+use std::path::Path;
+
 use support::pg::PgDb;
 
 /// A minimal DSMR 5 telegram with a valid CRC. `import_wh`/`export_wh` are the T1
@@ -96,35 +99,19 @@ fn open(db: &Location) -> Ingestor<AnyBackend> {
     Ingestor::new(db.open_backend().unwrap()).unwrap()
 }
 
-/// Each body below runs on SQLite, and (`--ignored`, needing the local server) on a
-/// fresh PostgreSQL database, in a schema of its own to exercise `?schema=`.
-macro_rules! both {
-    ($body:ident, $sqlite:ident, $pg:ident) => {
-        #[test]
-        fn $sqlite() {
-            $body(&tmpdb(stringify!($body)));
-        }
-        #[test]
-        #[ignore = "needs PostgreSQL on 127.0.0.1:5432 (started if down)"]
-        fn $pg() {
-            let db = PgDb::new();
-            $body(&db.location(Some("tenant_a")));
-        }
-    };
-}
-
-both!(
+on_both_stores!(
     dst_day,
     a_dst_spring_day_at_ten_seconds,
     a_dst_spring_day_at_ten_seconds_postgres
 );
-both!(
+on_both_stores!(
     swaps,
     duplicates_resets_and_meter_swaps_never_give_bad_deltas,
     duplicates_resets_and_meter_swaps_never_give_bad_deltas_postgres
 );
 
-fn dst_day(db: &Location) {
+fn dst_day(_dir: &Path, db: &Path) {
+    let db = &support::location(db);
     let mut ing = open(db);
     let day = local_midnight(2026, 3, 29);
     let end = local_midnight(2026, 3, 30);
@@ -193,7 +180,8 @@ fn dst_day(db: &Location) {
     assert_eq!(r.stored_size().unwrap().0, after.len() as i64);
 }
 
-fn swaps(db: &Location) {
+fn swaps(_dir: &Path, db: &Path) {
+    let db = &support::location(db);
     let shared = matches!(db, Location::Postgres(_));
     let mut ing = open(db);
     let t0 = local_midnight(2026, 6, 1);

@@ -148,6 +148,7 @@ impl RunArgs {
         let state_dir = self
             .state_dir
             .clone()
+            .or(file.state_dir.clone())
             .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("."));
         let http_s = self
@@ -286,18 +287,20 @@ fn writer(
         }
         if oldest_pending.is_some_and(|t| t.elapsed() >= commit_every) || closed {
             let started = Instant::now();
+            oldest_pending = None;
             match ing.commit() {
                 Ok(()) => {
                     metrics.commit(started.elapsed().as_micros() as u64);
                     acks.drain(..).for_each(|a| a.done());
                 }
                 Err(e) => {
-                    // Unacknowledged messages are delivered again.
+                    // Unacknowledged messages are delivered again. A PostgreSQL store
+                    // keeps what failed for the next try, a second from now.
                     acks.clear();
+                    oldest_pending = Some(Instant::now());
                     tracing::error!("{db}: commit failed: {e:#} (is the disk full, or the database server away?)")
                 }
             }
-            oldest_pending = None;
         }
         if Instant::now() >= next_retention {
             let cutoff = source::now() - i64::from(retention_days) * 86400;
@@ -577,4 +580,38 @@ async fn serve(settings: Settings) -> Result<()> {
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(db: &str, state_dir: Option<&str>) -> RunArgs {
+        RunArgs {
+            db: Some(db.into()),
+            state_dir: state_dir.map(PathBuf::from),
+            sources: vec!["sim://dsmr5".into()],
+            mqtt: Some("mqtt://127.0.0.1:1883".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_mqtt_queue_sits_by_a_sqlite_file_or_in_the_state_folder() {
+        let s = args("/data/mk.db", Some("/elsewhere")).settings().unwrap();
+        assert_eq!(s.db, Location::Sqlite("/data/mk.db".into()));
+        assert_eq!(
+            s.mqtt.unwrap().queue_path,
+            PathBuf::from("/data/mk.db.mqtt-queue")
+        );
+        let s = args("postgres://mk:pw@db/meters", Some("/var/lib/mk"))
+            .settings()
+            .unwrap();
+        assert!(matches!(s.db, Location::Postgres(_)));
+        assert_eq!(
+            s.mqtt.unwrap().queue_path,
+            PathBuf::from("/var/lib/mk/meterkast.mqtt-queue")
+        );
+        assert!(args("redis://h", None).settings().is_err());
+    }
 }

@@ -92,7 +92,7 @@ impl AppState {
             };
             let out = f(&*reader);
             let mut p = pool.lock().expect("reader pool");
-            if p.len() < 4 {
+            if p.len() < 4 && !reader.is_broken() {
                 p.push(reader);
             }
             out

@@ -524,6 +524,14 @@ impl<B: Backend> Ingestor<B> {
         let track = self.meters.get_mut(inc.meter).expect("just inserted");
         let id = track.id;
         let s = inc.sample;
+        // The meter state is serialized at commit (from `track.last`, the baseline).
+        let update = PendingUpdate {
+            last_seen: s.ts,
+            dialect: inc.dialect,
+            submeters: inc.submeters,
+            frame: inc.frame,
+            raw: inc.raw,
+        };
         if self.shared {
             // Only a reading equal to the committed baseline is surely stored already;
             // the rest is sorted out at commit, against the baselines stored by then.
@@ -532,13 +540,7 @@ impl<B: Backend> Ingestor<B> {
                 return Ok(Outcome::Duplicate);
             }
             if track.update.as_ref().is_none_or(|u| s.ts >= u.last_seen) {
-                track.update = Some(PendingUpdate {
-                    last_seen: s.ts,
-                    dialect: inc.dialect,
-                    submeters: inc.submeters,
-                    frame: inc.frame,
-                    raw: inc.raw,
-                });
+                track.update = Some(update);
             }
             self.queued.push((id, s));
             return Ok(Outcome::Stored);
@@ -570,14 +572,7 @@ impl<B: Backend> Ingestor<B> {
                 data: o.writer.bytes().to_vec(),
             });
         }
-        // The meter state is serialized at commit (from `track.last`, which is `base`).
-        track.update = Some(PendingUpdate {
-            last_seen: s.ts,
-            dialect: inc.dialect,
-            submeters: inc.submeters,
-            frame: inc.frame,
-            raw: inc.raw,
-        });
+        track.update = Some(update);
         self.stats.refused_deltas += u64::from(step.refused);
         add_energy(&mut self.pending, id, &step.d[..step.n]);
         add_instant(&mut self.pending, id, &s);
@@ -648,7 +643,7 @@ impl<B: Backend> Ingestor<B> {
         let repeated = (delivered - readings.len()) as u64;
         let mut stats = IngestStats::default();
         let mut baselines: HashMap<i64, Sample> = HashMap::new();
-        self.backend.commit_shared(&readings, &mut |locked| {
+        let result = self.backend.commit_shared(&readings, &mut |locked| {
             stats = IngestStats::default();
             baselines.clear();
             let mut pending = Pending::new();
@@ -696,7 +691,11 @@ impl<B: Backend> Ingestor<B> {
             batch.rollups = pending.drain().map(|(k, (end, r))| (k, end, r)).collect();
             batch.rollups.sort_by_key(|(k, _, _)| *k);
             batch
-        })?;
+        });
+        if let Err(e) = result {
+            self.keep_for_retry(readings, updates);
+            return Err(e);
+        }
         for t in self.meters.values_mut() {
             if let Some(b) = baselines.remove(&t.id) {
                 t.last = Some(b);
@@ -708,6 +707,35 @@ impl<B: Backend> Ingestor<B> {
         Ok(())
     }
 }
+
+impl<B: Backend> Ingestor<B> {
+    /// After a failed shared commit (the database server away, say), keeps its readings
+    /// for the next commit, up to [`MAX_RETRY`] readings.
+    fn keep_for_retry(
+        &mut self,
+        mut readings: Vec<(i64, Sample)>,
+        mut updates: HashMap<i64, PendingUpdate>,
+    ) {
+        readings.append(&mut self.queued);
+        if readings.len() > MAX_RETRY {
+            let dropped = readings.len() - MAX_RETRY;
+            tracing::error!(
+                "the store has been failing for a while: {dropped} readings dropped, the newest {MAX_RETRY} wait for it"
+            );
+            readings.sort_by_key(|(_, s)| std::cmp::Reverse(s.ts));
+            readings.truncate(MAX_RETRY);
+        }
+        self.queued = readings;
+        for t in self.meters.values_mut() {
+            if let (None, Some(u)) = (&t.update, updates.remove(&t.id)) {
+                t.update = Some(u);
+            }
+        }
+    }
+}
+
+/// Readings a shared store keeps in memory while commits fail (~440 bytes each).
+const MAX_RETRY: usize = 200_000;
 
 /// The meter row's new state: the latest reading's frame and the delta baseline.
 fn meter_update(

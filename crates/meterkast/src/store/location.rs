@@ -51,7 +51,7 @@ impl Location {
     pub fn open_backend(&self) -> Result<AnyBackend> {
         Ok(match self {
             Location::Sqlite(p) => AnyBackend::Sqlite(SqliteBackend::open(p)?),
-            Location::Postgres(u) => AnyBackend::Postgres(PostgresBackend::open(u)?),
+            Location::Postgres(u) => AnyBackend::Postgres(Box::new(PostgresBackend::open(u)?)),
         })
     }
 
@@ -87,8 +87,8 @@ impl fmt::Display for Location {
 pub enum AnyBackend {
     /// SQLite.
     Sqlite(SqliteBackend),
-    /// PostgreSQL.
-    Postgres(PostgresBackend),
+    /// PostgreSQL (boxed: its client is large, and there is one backend per process).
+    Postgres(Box<PostgresBackend>),
 }
 
 macro_rules! each {

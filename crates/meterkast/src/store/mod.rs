@@ -68,4 +68,9 @@ pub trait StoreRead {
     fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Stores a setting, replacing any earlier value.
     fn put_setting(&self, key: &str, value: &str) -> Result<()>;
+    /// Whether this reader can no longer answer (its server closed the connection), so
+    /// that a pool opens a new one instead of keeping it.
+    fn is_broken(&self) -> bool {
+        false
+    }
 }

@@ -77,7 +77,10 @@ pub fn redact(s: &str) -> String {
             }
             u.to_string()
         }
-        Err(_) => "the PostgreSQL URL".into(),
+        Err(_) => match s.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://…"),
+            None => "the PostgreSQL URL".into(),
+        },
     }
 }
 
@@ -384,6 +387,7 @@ fn is_hypertable(c: &mut impl GenericClient) -> bool {
 /// The writing side of the PostgreSQL store. Several processes may write at once.
 pub struct PostgresBackend {
     client: Client,
+    url: PgUrl,
     hypertable: bool,
 }
 
@@ -392,7 +396,21 @@ impl PostgresBackend {
     pub fn open(url: &PgUrl) -> Result<Self> {
         let mut client = url.connect()?;
         let hypertable = migrate(&mut client, url)?;
-        Ok(PostgresBackend { client, hypertable })
+        Ok(PostgresBackend {
+            client,
+            url: url.clone(),
+            hypertable,
+        })
+    }
+
+    /// The connection, opened again if the server closed it (a restart, a failover,
+    /// an administrator ending it): the next commit goes through once it is back.
+    fn client(&mut self) -> Result<&mut Client> {
+        if self.client.is_closed() {
+            tracing::warn!("{}: the connection was closed; connecting again", self.url);
+            self.client = self.url.connect()?;
+        }
+        Ok(&mut self.client)
     }
 
     /// Whether full-resolution readings are in a TimescaleDB hypertable.
@@ -405,8 +423,70 @@ fn state_of(b: Option<Vec<u8>>) -> Option<Sample> {
     b.and_then(|b| decode_chunk(&b)).and_then(|mut v| v.pop())
 }
 
+/// How readings go in. Small batches (the daemon's twice-a-second commits): one
+/// `INSERT … SELECT FROM unnest(arrays)`, a single round trip. Large ones (imports,
+/// busy ingest workers): binary `COPY` into a temporary table, then `INSERT … SELECT`
+/// from it, twice as fast per reading (`bench/postgres.sh`). `MK_PG_INSERT=copy` or
+/// `=unnest` forces one way, for measuring.
+fn use_copy(n: usize) -> bool {
+    static FORCED: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    let forced = *FORCED.get_or_init(|| match std::env::var("MK_PG_INSERT").as_deref() {
+        Ok("copy") => Some(true),
+        Ok("unnest") => Some(false),
+        _ => None,
+    });
+    forced.unwrap_or(n >= COPY_FROM)
+}
+
+/// Readings in a commit from which `COPY` is used.
+const COPY_FROM: usize = 500;
+
 /// Stores readings that are not there yet; returns the (meter, time) of those stored.
 fn insert_readings(
+    tx: &mut postgres::Transaction<'_>,
+    readings: &[(i64, Sample)],
+) -> Result<HashSet<(i64, i64)>> {
+    if use_copy(readings.len()) {
+        insert_readings_copy(tx, readings)
+    } else {
+        insert_readings_unnest(tx, readings)
+    }
+}
+
+fn insert_readings_copy(
+    tx: &mut postgres::Transaction<'_>,
+    readings: &[(i64, Sample)],
+) -> Result<HashSet<(i64, i64)>> {
+    tx.batch_execute(
+        "CREATE TEMP TABLE IF NOT EXISTS readings_in (LIKE readings) ON COMMIT DELETE ROWS",
+    )
+    .pg("cannot create a temporary table")?;
+    let types = vec![postgres::types::Type::INT8; N + 2];
+    let sink = tx
+        .copy_in(&format!(
+            "COPY readings_in (meter_id, ts, {}) FROM STDIN BINARY",
+            READING_COLUMNS.join(",")
+        ))
+        .pg("COPY failed")?;
+    let mut w = postgres::binary_copy::BinaryCopyInWriter::new(sink, &types);
+    for (m, s) in readings {
+        let mut row: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(N + 2);
+        row.push(m);
+        row.push(&s.ts);
+        row.extend(s.v.iter().map(|x| x as &(dyn ToSql + Sync)));
+        w.write(&row).pg("COPY failed")?;
+    }
+    w.finish().pg("COPY failed")?;
+    let rows = tx
+        .query(
+            "INSERT INTO readings SELECT * FROM readings_in ON CONFLICT (meter_id, ts) DO NOTHING RETURNING meter_id, ts",
+            &[],
+        )
+        .pg("storing readings failed")?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+fn insert_readings_unnest(
     tx: &mut impl GenericClient,
     readings: &[(i64, Sample)],
 ) -> Result<HashSet<(i64, i64)>> {
@@ -540,7 +620,7 @@ fn upsert_sql() -> String {
 impl Backend for PostgresBackend {
     fn load_meters(&mut self) -> Result<Vec<MeterRow>> {
         let rows = self
-            .client
+            .client()?
             .query("SELECT id, equipment_id, state FROM meters", &[])
             .pg("cannot read the meters")?;
         Ok(rows
@@ -556,7 +636,7 @@ impl Backend for PostgresBackend {
     fn create_meter(&mut self, m: &NewMeter) -> Result<i64> {
         // Another process may create the same meter at the same moment.
         let row = self
-            .client
+            .client()?
             .query_opt(
                 "INSERT INTO meters (equipment_id, dialect, source, first_seen, last_seen, replaces) \
                  VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (equipment_id) DO NOTHING RETURNING id",
@@ -566,7 +646,7 @@ impl Backend for PostgresBackend {
         match row {
             Some(r) => Ok(r.get(0)),
             None => Ok(self
-                .client
+                .client()?
                 .query_one(
                     "SELECT id FROM meters WHERE equipment_id = $1",
                     &[&m.equipment_id],
@@ -577,7 +657,10 @@ impl Backend for PostgresBackend {
     }
 
     fn apply(&mut self, batch: &WriteBatch) -> Result<()> {
-        let mut tx = self.client.transaction().pg("cannot start a transaction")?;
+        let mut tx = self
+            .client()?
+            .transaction()
+            .pg("cannot start a transaction")?;
         write_batch(&mut tx, batch)?;
         tx.commit().pg("commit failed")
     }
@@ -585,7 +668,7 @@ impl Backend for PostgresBackend {
     fn delete_samples_before(&mut self, t: i64) -> Result<u64> {
         if self.hypertable {
             let rows = self
-                .client
+                .client()?
                 .query(
                     "SELECT drop_chunks('readings', older_than => $1::BIGINT)",
                     &[&t],
@@ -593,7 +676,7 @@ impl Backend for PostgresBackend {
                 .pg("dropping old readings failed")?;
             return Ok(rows.len() as u64);
         }
-        self.client
+        self.client()?
             .execute("DELETE FROM readings WHERE ts < $1", &[&t])
             .pg("deleting old readings failed")
     }
@@ -610,7 +693,10 @@ impl Backend for PostgresBackend {
         let mut ids: Vec<i64> = readings.iter().map(|r| r.0).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut tx = self.client.transaction().pg("cannot start a transaction")?;
+        let mut tx = self
+            .client()?
+            .transaction()
+            .pg("cannot start a transaction")?;
         // In id order, so that two writers with overlapping meters never deadlock.
         let rows = tx
             .query(
@@ -792,6 +878,10 @@ impl StoreRead for PostgresReader {
     fn setting(&self, key: &str) -> Result<Option<String>> {
         let rows = self.query("SELECT value FROM settings WHERE key = $1", &[&key])?;
         Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    fn is_broken(&self) -> bool {
+        self.client.borrow().as_ref().is_none_or(|c| c.is_closed())
     }
 
     fn put_setting(&self, key: &str, value: &str) -> Result<()> {

@@ -4,6 +4,27 @@
 
 pub mod pg;
 
+/// Defines two tests that run `$body(dir, db)`: on a SQLite file in a fresh folder, and
+/// (`--ignored`, needing the local server, started if down) on a fresh PostgreSQL
+/// database, in a schema of its own to exercise `?schema=`.
+#[allow(unused_macros)]
+macro_rules! on_both_stores {
+    ($body:ident, $sqlite:ident, $pg:ident) => {
+        #[test]
+        fn $sqlite() {
+            let dir = support::tmpdir(stringify!($sqlite));
+            $body(&dir, &dir.join("meterkast.db"));
+        }
+        #[test]
+        #[ignore = "needs PostgreSQL on 127.0.0.1:5432 (started if down)"]
+        fn $pg() {
+            let dir = support::tmpdir(stringify!($pg));
+            let pg = support::pg::PgDb::new();
+            $body(&dir, std::path::Path::new(&pg.url(Some("tenant_a"))));
+        }
+    };
+}
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -43,6 +64,11 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The store a `--db` value names.
+pub fn location(db: &Path) -> meterkast::store::Location {
+    meterkast::store::Location::parse(db.to_str().expect("UTF-8")).unwrap()
 }
 
 /// A fresh folder for one test.
