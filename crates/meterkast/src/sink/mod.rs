@@ -3,4 +3,5 @@
 //! reading and storing.
 #![warn(missing_docs)]
 
+pub mod forward;
 pub mod mqtt;

@@ -94,43 +94,16 @@ pub struct MqttArgs {
 impl MqttSettings {
     /// Checks the options; the queue goes next to the database (`<db>.mqtt-queue`).
     pub fn from_args(a: &MqttArgs, db: &Path) -> Result<MqttSettings> {
-        let u = url::Url::parse(&a.url).with_context(|| {
-            format!(
-                "--mqtt {}: use a URL like mqtt://user:pass@broker:1883",
-                a.url
-            )
-        })?;
-        let tls = match u.scheme() {
-            "mqtt" | "tcp" => false,
-            "mqtts" | "ssl" => true,
-            s => bail!("--mqtt: unknown scheme {s}:// (use mqtt:// or mqtts://)"),
-        };
-        let host = u
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .context("--mqtt: the URL names no broker host")?
-            .trim_matches(['[', ']'])
-            .to_string();
-        let port = u.port().unwrap_or(if tls { 8883 } else { 1883 });
-        let dec = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        };
-        let user = (!u.username().is_empty()).then(|| dec(u.username()));
-        let password = u.password().map(dec);
-        let mut ca = None;
-        for (k, v) in u.query_pairs() {
-            match k.as_ref() {
-                "ca" => ca = Some(PathBuf::from(v.as_ref())),
-                other => bail!("--mqtt: unknown URL option {other} (known: ca)"),
-            }
-        }
-        if ca.is_some() && !tls {
-            bail!("--mqtt: ?ca= is for mqtts:// (TLS)");
-        }
-        let path_base = u.path().trim_matches('/').to_string();
+        let crate::mqtt_url::BrokerUrl {
+            host,
+            port,
+            tls,
+            ca,
+            user,
+            password,
+            path,
+        } = crate::mqtt_url::BrokerUrl::parse("--mqtt", &a.url)?;
+        let path_base = path.trim_matches('/').to_string();
         let base = a
             .base
             .clone()
