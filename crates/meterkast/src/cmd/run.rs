@@ -292,7 +292,6 @@ fn writer(
             return;
         }
     };
-    let commit_every = Duration::from_millis(500);
     let mut oldest_pending: Option<Instant> = None;
     let mut next_retention = Instant::now();
     let mut acks: Vec<Ack> = Vec::new();
@@ -300,6 +299,9 @@ fn writer(
     let mut pending = 0u64;
     let mut received: Vec<i64> = Vec::new();
     loop {
+        // Readings whose messages wait for an acknowledgement are committed sooner:
+        // the broker holds back further messages until then.
+        let commit_every = Duration::from_millis(if acks.is_empty() { 500 } else { 50 });
         let wait = oldest_pending.map_or(Duration::from_secs(1), |t| {
             commit_every.saturating_sub(t.elapsed())
         });
@@ -312,11 +314,13 @@ fn writer(
         }) = got
         {
             let meter = inc.meter.clone();
-            acks.extend(ack);
-            pending += 1;
-            received.extend(received_ms);
             match ing.add(inc) {
                 Ok(outcome) => {
+                    // Acknowledged with the commit; a reading that could not be
+                    // taken is not, so its message comes again.
+                    acks.extend(ack);
+                    pending += 1;
+                    received.extend(received_ms);
                     if outcome == crate::store::Outcome::Duplicate {
                         metrics
                             .duplicates

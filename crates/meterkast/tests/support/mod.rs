@@ -2,6 +2,8 @@
 //! ports, a daemon process with its own database, and plain HTTP GETs.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -65,17 +67,25 @@ impl Daemon {
     /// Starts `meterkast run` with a database in `dir`, the given sources and extra
     /// environment, and waits until its HTTP side answers.
     pub fn start(dir: &Path, sources: &[String], env: &[(&str, &str)]) -> Daemon {
+        let db = dir.join("meterkast.db");
+        let mut args = vec!["--db".to_string(), db.display().to_string()];
+        for s in sources {
+            args.push("--source".into());
+            args.push(s.clone());
+        }
+        Daemon::run(dir, &args, env)
+    }
+
+    /// Starts `meterkast run` with exactly these arguments (and `--http`), logging to
+    /// `dir`; `db` is `dir/meterkast.db` whether or not the arguments use it.
+    pub fn run(dir: &Path, args: &[String], env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
         let db = dir.join("meterkast.db");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_meterkast"));
         cmd.arg("run")
-            .arg("--db")
-            .arg(&db)
+            .args(args)
             .arg("--http")
             .arg(format!("127.0.0.1:{port}"));
-        for s in sources {
-            cmd.arg("--source").arg(s);
-        }
         for (k, v) in env {
             cmd.env(k, v);
         }

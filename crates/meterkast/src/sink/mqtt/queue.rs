@@ -358,7 +358,7 @@ mod tests {
 
     fn m(i: u32) -> Msg {
         let m = Msg::new(format!("t/{i}"), i.to_string(), i.is_multiple_of(2));
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             m.with_props(vec![
                 ("received".into(), i.to_string()),
                 ("s".into(), "".into()),

@@ -1,0 +1,470 @@
+//! Forwarder mode and ingest workers against a real Mosquitto (each test starts its own
+//! on a free port): what the forwarder publishes, a broker outage, an encrypted meter
+//! forwarded without its key and decoded in the centre, and a worker killed mid-stream.
+
+mod support;
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use meterkast::store::sqlite::SqliteReader;
+use meterkast::store::StoreRead;
+use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{Client, Event, MqttOptions};
+use support::broker::Broker;
+use support::{free_port, telegram, tmpdir, wait_for, Daemon};
+
+/// What the ingest tests' broker needs: room for many unacknowledged messages per
+/// client and for a stopped worker's queue.
+const LIMITS: &str = "max_inflight_messages 1000\nmax_queued_messages 100000\n";
+
+/// One received message: topic, payload, user properties, content type.
+#[derive(Debug, Clone)]
+struct Got {
+    topic: String,
+    payload: Vec<u8>,
+    props: Vec<(String, String)>,
+    content_type: Option<String>,
+}
+
+impl Got {
+    fn prop(&self, k: &str) -> Option<&str> {
+        self.props
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+type Seen = Arc<Mutex<Vec<Got>>>;
+
+/// An MQTT 5 subscriber collecting every message on `filter`, with a persistent
+/// session (kept by the broker across its restarts).
+fn subscribe(port: u16, id: &str, filter: &str) -> (Client, Seen) {
+    let mut o = MqttOptions::new(id, "127.0.0.1", port);
+    o.set_clean_start(false);
+    o.set_session_expiry_interval(Some(3600));
+    o.set_keep_alive(Duration::from_secs(5));
+    let (client, mut conn) = Client::new(o, 100);
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let c = client.clone();
+    let filter = filter.to_string();
+    std::thread::spawn(move || {
+        for ev in conn.iter() {
+            match ev {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = c.try_subscribe(filter.clone(), QoS::AtLeastOnce);
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let props = p.properties.clone().unwrap_or_default();
+                    s.lock().unwrap().push(Got {
+                        topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                        payload: p.payload.to_vec(),
+                        props: props.user_properties,
+                        content_type: props.content_type,
+                    });
+                }
+                Ok(_) => {}
+                Err(rumqttc::v5::ConnectionError::RequestsDone) => return,
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    });
+    (client, seen)
+}
+
+/// Waits until the subscriber receives (its subscription is in place), then forgets
+/// the probe.
+fn ready(sub: &Client, seen: &Seen, topic: &str) {
+    wait_for("the subscriber", 10, || {
+        let _ = sub.try_publish(topic, QoS::AtLeastOnce, false, "probe");
+        std::thread::sleep(Duration::from_millis(100));
+        !seen.lock().unwrap().is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    seen.lock().unwrap().clear();
+}
+
+/// A publisher standing in for house boxes (QoS 1, MQTT 5).
+fn publisher(port: u16) -> Client {
+    let o = MqttOptions::new(format!("t-pub-{port}"), "127.0.0.1", port);
+    let (client, mut conn) = Client::new(o, 1000);
+    std::thread::spawn(move || {
+        for ev in conn.iter() {
+            if let Err(rumqttc::v5::ConnectionError::RequestsDone) = ev {
+                return;
+            }
+        }
+    });
+    client
+}
+
+fn publish_frame(c: &Client, topic: &str, frame: &[u8]) {
+    let props = PublishProperties {
+        user_properties: vec![
+            ("received".into(), now_ms().to_string()),
+            ("source".into(), "test".into()),
+        ],
+        ..Default::default()
+    };
+    c.publish_with_properties(topic, QoS::AtLeastOnce, false, frame.to_vec(), props)
+        .unwrap();
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn hex(id: &str) -> String {
+    id.bytes().map(|b| format!("{b:02X}")).collect()
+}
+
+fn t0() -> i64 {
+    // Recent, so retention keeps the readings.
+    let now = now_ms() / 1000;
+    now - now % 60 - 3600
+}
+
+/// A forwarder without a database, reading a TCP source the test feeds.
+fn forwarder(dir: &Path, broker: u16) -> (Daemon, TcpStream, String) {
+    let src = free_port();
+    let listener = TcpListener::bind(("127.0.0.1", src)).unwrap();
+    let source = format!("tcp://127.0.0.1:{src}");
+    let d = Daemon::run(
+        dir,
+        &[
+            "--source".into(),
+            source.clone(),
+            "--forward".into(),
+            format!("mqtt://127.0.0.1:{broker}/meters/{{meter}}"),
+            "--forward-queue".into(),
+            dir.join("fwd.queue").display().to_string(),
+        ],
+        &[],
+    );
+    let (c, _) = listener.accept().unwrap();
+    (d, c, source)
+}
+
+/// An ingest worker storing into `dir/meterkast.db`.
+fn worker(dir: &Path, broker: u16, client_id: &str, extra: &[String]) -> Daemon {
+    let mut args = vec![
+        "--db".to_string(),
+        dir.join("meterkast.db").display().to_string(),
+        "--ingest".into(),
+        format!("mqtt://127.0.0.1:{broker}/meters/+"),
+        "--ingest-client-id".into(),
+        client_id.into(),
+    ];
+    args.extend_from_slice(extra);
+    Daemon::run(dir, &args, &[])
+}
+
+/// Readings stored per meter (equipment id), read from the database.
+fn stored(db: &Path) -> Vec<(String, Vec<i64>)> {
+    let Ok(r) = SqliteReader::open(db) else {
+        return vec![];
+    };
+    let mut out = vec![];
+    for m in r.meters().unwrap_or_default() {
+        let ts = r
+            .samples(m.id, 0, i64::MAX)
+            .unwrap()
+            .iter()
+            .map(|s| s.ts)
+            .collect();
+        out.push((m.equipment_id, ts));
+    }
+    out
+}
+
+fn stored_count(db: &Path) -> usize {
+    stored(db).iter().map(|(_, t)| t.len()).sum()
+}
+
+#[test]
+#[ignore = "needs mosquitto; .ci/run runs it"]
+fn the_forwarder_publishes_every_frame_as_received_with_its_receive_time() {
+    let dir = tmpdir("fwd-publish");
+    let broker = Broker::start(&dir, free_port());
+    let (sub, seen) = subscribe(broker.port, "t-fwd-sub", "meters/#");
+    ready(&sub, &seen, "meters/probe");
+    let (d, mut c, source) = forwarder(&dir, broker.port);
+    let t = t0();
+    let mut sent = vec![];
+    for k in 0..6 {
+        let id = if k % 2 == 0 { "M1" } else { "M2" };
+        let tg = telegram(id, t + k, 1_000_000 + k);
+        let before = now_ms();
+        c.write_all(&tg).unwrap();
+        sent.push((id, tg, before));
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    wait_for("six forwarded frames", 15, || {
+        seen.lock().unwrap().len() >= 6
+    });
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 6, "{got:?}");
+    for ((id, tg, before), g) in sent.iter().zip(&got) {
+        assert_eq!(g.topic, format!("meters/{}", hex(id)));
+        assert_eq!(&g.payload, tg, "the frame's bytes as sent");
+        let received: i64 = g.prop("received").unwrap().parse().unwrap();
+        assert!(
+            received >= *before && received <= before + 5_000,
+            "received {received} vs sent at {before}"
+        );
+        assert_eq!(g.prop("source"), Some(source.as_str()));
+        assert_eq!(g.content_type.as_deref(), Some("application/octet-stream"));
+    }
+    // No database: nothing was written beside the queue.
+    assert!(!dir.join("meterkast.db").exists());
+    assert!(dir.join("fwd.queue").exists());
+    d.stop();
+}
+
+#[test]
+#[ignore = "needs mosquitto; .ci/run runs it"]
+fn a_broker_outage_loses_no_frame_and_keeps_their_order() {
+    let dir = tmpdir("fwd-outage");
+    let broker = Broker::start(&dir, free_port());
+    let (sub, seen) = subscribe(broker.port, "t-outage-sub", "meters/#");
+    ready(&sub, &seen, "meters/probe");
+    let (d, mut c, _) = forwarder(&dir, broker.port);
+    let t = t0();
+    let frame = |k: i64| telegram("M1", t + k, 2_000_000 + k);
+    let mut k = 0;
+    let mut send = |n: i64| {
+        for _ in 0..n {
+            c.write_all(&frame(k)).unwrap();
+            k += 1;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    send(10);
+    wait_for("the frames before the outage", 15, || {
+        seen.lock().unwrap().len() >= 10
+    });
+    let (conf, port) = broker.stop();
+    // About 20 s without a broker, frames still coming.
+    send(200);
+    let _broker = Broker::spawn(conf, port);
+    send(10);
+    let total = 220;
+    wait_for("every frame after the outage", 60, || {
+        let mut ids: Vec<Vec<u8>> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|g| g.payload.clone())
+            .collect();
+        ids.dedup();
+        ids.len() >= total
+    });
+    // At least once, in order: the first sighting of every frame follows the meter's order.
+    let got = seen.lock().unwrap().clone();
+    let mut first = vec![];
+    for g in &got {
+        if !first.contains(&g.payload) {
+            first.push(g.payload.clone());
+        }
+    }
+    let want: Vec<Vec<u8>> = (0..total as i64).map(frame).collect();
+    assert_eq!(first.len(), want.len());
+    assert!(first == want, "frames out of order or changed");
+    d.stop();
+}
+
+#[test]
+#[ignore = "needs mosquitto; .ci/run runs it"]
+fn an_encrypted_meter_is_forwarded_without_its_key_and_stored_with_it() {
+    let dir = tmpdir("fwd-smarty");
+    let key = "D491470F47126332B07D1923B3504188";
+    let capture = dir.join("smarty.bin");
+    let start = meterkast_codec::Timestamp(t0()).to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_meterkast"))
+        .args([
+            "simulate",
+            "--dialect",
+            "smarty",
+            "--key",
+            key,
+            "--count",
+            "20",
+        ])
+        .args(["--interval", "10s", "--start", &start])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&capture, &out.stdout).unwrap();
+
+    let broker = Broker::start_with(&dir, free_port(), LIMITS);
+    let (sub, seen) = subscribe(broker.port, "t-smarty-sub", "meters/#");
+    ready(&sub, &seen, "meters/probe");
+    let keys = dir.join("keys.toml");
+    // Keyed by the system title as the meter prints it.
+    let w_dir = dir.join("centre");
+    std::fs::create_dir_all(&w_dir).unwrap();
+    let title = {
+        let mut d = meterkast_codec::Decoder::new();
+        d.push(&out.stdout);
+        d.finish();
+        assert_eq!(d.next().unwrap().unwrap_err().cause, "no_key");
+        d.rejected_frame().unwrap().system_title.unwrap()
+    };
+    let readable = format!(
+        "{}{}",
+        String::from_utf8_lossy(&title[..3]),
+        title[3..]
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<String>()
+    );
+    // A bad key stops a worker at start, naming the line and not the key.
+    std::fs::write(
+        &keys,
+        format!("[[meter]]\nid = \"{readable}\"\nkey = \"{}\"\n", &key[..30]),
+    )
+    .unwrap();
+    let bad = Command::new(env!("CARGO_BIN_EXE_meterkast"))
+        .args(["run", "--ingest", "mqtt://127.0.0.1:1/meters/+", "--keys"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(
+        err.contains("line 1") && err.contains("32 hex digits"),
+        "{err}"
+    );
+    assert!(!err.contains(&key[..30]), "{err}");
+    std::fs::write(
+        &keys,
+        format!("[[meter]]\nid = \"{readable}\"\nkey = \"{key}\"\n"),
+    )
+    .unwrap();
+    let w = worker(
+        &w_dir,
+        broker.port,
+        "t-smarty-worker",
+        &["--keys".into(), keys.display().to_string()],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+
+    let f_dir = dir.join("house");
+    std::fs::create_dir_all(&f_dir).unwrap();
+    let f = Daemon::run(
+        &f_dir,
+        &[
+            "--source".into(),
+            format!("file://{}?speed=max", capture.display()),
+            "--forward".into(),
+            format!("mqtt://127.0.0.1:{}/meters/{{meter}}", broker.port),
+            "--forward-queue".into(),
+            f_dir.join("fwd.queue").display().to_string(),
+        ],
+        &[],
+    );
+    wait_for("20 stored readings", 30, || stored_count(&w.db) >= 20);
+    let got = seen.lock().unwrap().clone();
+    let title_hex: String = title.iter().map(|b| format!("{b:02X}")).collect();
+    assert!(got.len() >= 20);
+    for g in &got {
+        assert_eq!(g.topic, format!("meters/{title_hex}"));
+        assert_eq!(g.payload.first(), Some(&0xDB), "still encrypted");
+    }
+    // The centre decrypted what the house could not: the same readings the key gives.
+    let mut want = vec![];
+    let mut d = meterkast_codec::Decoder::with_keys(
+        meterkast_codec::Keys::from_hex(Some(key), None).unwrap(),
+    );
+    d.push(&out.stdout);
+    d.finish();
+    while let Some(Ok(x)) = d.next() {
+        want.push((
+            x.telegram.meter_id().unwrap().to_string(),
+            x.telegram.timestamp.unwrap().0,
+        ));
+    }
+    assert_eq!(want.len(), 20);
+    let s = stored(&w.db);
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!(s[0].0, want[0].0);
+    assert_eq!(s[0].1, want.iter().map(|w| w.1).collect::<Vec<_>>());
+    // And the house box kept no database.
+    assert!(!f_dir.join("meterkast.db").exists());
+    f.stop();
+    w.stop();
+}
+
+/// Frames the daemon's sources decoded and passed on, from its metrics.
+fn accepted(port: u16) -> u64 {
+    support::get(port, "/metrics")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("meterkast_telegrams_accepted_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+#[ignore = "needs mosquitto; .ci/run runs it"]
+fn a_worker_killed_mid_stream_loses_nothing() {
+    let dir = tmpdir("ingest-kill");
+    let broker = Broker::start_with(&dir, free_port(), LIMITS);
+    let pubc = publisher(broker.port);
+    let w = worker(&dir, broker.port, "t-kill-worker", &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let t = t0();
+    let total = 600i64;
+    let frame = |k: i64| telegram(&format!("K{}", k % 3), t + k / 3, 3_000_000 + k);
+    let topic = |k: i64| format!("meters/{}", hex(&format!("K{}", k % 3)));
+    let db = dir.join("meterkast.db");
+    for k in 0..150 {
+        publish_frame(&pubc, &topic(k), &frame(k));
+    }
+    wait_for("the first frames stored", 30, || stored_count(&db) == 150);
+    // The store cannot commit for a while (another writer holds it): frames arrive and
+    // decode, but none may be acknowledged.
+    let lock = rusqlite::Connection::open(&db).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for k in 150..300 {
+        publish_frame(&pubc, &topic(k), &frame(k));
+    }
+    wait_for("the next frames received", 30, || accepted(w.port) >= 300);
+    drop(w); // SIGKILL, before any commit of them
+    assert_eq!(stored_count(&db), 150);
+    drop(lock);
+    for k in 300..total {
+        publish_frame(&pubc, &topic(k), &frame(k));
+    }
+    let w = worker(&dir, broker.port, "t-kill-worker", &[]);
+    wait_for("every frame stored", 60, || {
+        stored_count(&db) >= total as usize
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let s = stored(&db);
+    let n: usize = s.iter().map(|(_, t)| t.len()).sum();
+    assert_eq!(n, total as usize, "each frame stored exactly once");
+    for (_, ts) in &s {
+        assert_eq!(ts.len(), (total / 3) as usize);
+    }
+    let m = support::get(w.port, "/metrics").unwrap();
+    assert!(
+        m.contains("meterkast_ingest_commit_latency_seconds_bucket{le=\"+Inf\"}"),
+        "{m}"
+    );
+    w.stop();
+}
