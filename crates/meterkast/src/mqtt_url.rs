@@ -83,16 +83,6 @@ impl BrokerUrl {
     }
 }
 
-/// This machine's name (for stable MQTT client ids), or `meterkast`.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "meterkast".into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,9 +21,10 @@ use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use rumqttc::Outgoing;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::mqtt::outbox::{self, Ev, Link, Outbox};
 use super::mqtt::queue::{DiskQueue, Msg};
 use crate::mqtt_url::BrokerUrl;
 
@@ -87,7 +88,7 @@ impl ForwardSettings {
             topic,
             client_id: format!(
                 "meterkast-fwd-{}-{}",
-                crate::mqtt_url::hostname(),
+                crate::http::homewizard::hostname(),
                 std::process::id()
             ),
             broker,
@@ -101,13 +102,24 @@ impl ForwardSettings {
     }
 }
 
-/// What the connection task reports.
-enum Ev {
-    Connected,
-    Acked,
-    /// The connection broke; answer once nothing more will be handed to the client.
-    Down(oneshot::Sender<()>),
-    Closed,
+/// The MQTT 5 client's events, as the outbox needs them.
+struct FwdLink(rumqttc::v5::EventLoop);
+
+impl Link for FwdLink {
+    type Other = ();
+
+    async fn next(&mut self) -> Result<Option<Ev<()>>, String> {
+        Ok(match self.0.poll().await.map_err(|e| e.to_string())? {
+            Event::Incoming(Packet::ConnAck(_)) => Some(Ev::Connected),
+            Event::Incoming(Packet::PubAck(_)) => Some(Ev::Acked),
+            Event::Outgoing(Outgoing::Disconnect) => Some(Ev::Closed),
+            _ => None,
+        })
+    }
+
+    fn clean(&mut self) {
+        self.0.clean();
+    }
 }
 
 /// Opens the queue and starts forwarding. Frames go into the returned sender (with
@@ -134,56 +146,16 @@ pub fn start(s: ForwardSettings) -> Result<(mpsc::Sender<Wire>, JoinHandle<()>)>
             rumqttc::TlsConfiguration::Rustls(Arc::new(super::mqtt::tls_config(b.ca.as_deref())?)),
         ));
     }
-    let (client, mut el) = AsyncClient::new(opts, 2 * WINDOW);
-    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    let addr = b.addr();
-    tokio::spawn(async move {
-        let mut logged = false;
-        loop {
-            let ev = match el.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    tracing::info!("forwarder: connected to {addr}");
-                    logged = false;
-                    Ev::Connected
-                }
-                Ok(Event::Incoming(Packet::PubAck(_))) => Ev::Acked,
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => {
-                    let _ = ev_tx.send(Ev::Closed);
-                    return;
-                }
-                Ok(_) => continue,
-                Err(e) => {
-                    if !logged {
-                        tracing::warn!("forwarder: no connection to {addr} ({e}); queueing frames on disk and retrying");
-                        logged = true;
-                    }
-                    let (tx, rx) = oneshot::channel();
-                    if ev_tx.send(Ev::Down(tx)).is_err() {
-                        return;
-                    }
-                    // Once nothing more is handed out, drop what the client holds:
-                    // the queue sends it again, in order.
-                    let _ = rx.await;
-                    el.clean();
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            if ev_tx.send(ev).is_err() {
-                return;
-            }
-        }
-    });
+    let (client, el) = AsyncClient::new(opts, 2 * WINDOW);
+    let events = outbox::spawn(FwdLink(el), "forwarder", "frames", b.addr());
     let (tx, rx) = mpsc::channel(FRAME_QUEUE);
     let task = tokio::spawn(async move {
         let mut f = Forwarder {
             s,
             client,
-            q,
-            connected: false,
-            inflight: 0,
+            out: Outbox::new(q, WINDOW),
         };
-        if let Err(e) = f.run(rx, ev_rx).await {
+        if let Err(e) = f.run(rx, events).await {
             tracing::error!("forwarder stopped: {e:#}");
         }
     });
@@ -193,43 +165,52 @@ pub fn start(s: ForwardSettings) -> Result<(mpsc::Sender<Wire>, JoinHandle<()>)>
 struct Forwarder {
     s: ForwardSettings,
     client: AsyncClient,
-    q: DiskQueue,
-    connected: bool,
-    inflight: usize,
+    out: Outbox,
+}
+
+/// Publishes one queued frame.
+fn publish(client: &AsyncClient, m: Msg) -> Result<()> {
+    let props = PublishProperties {
+        user_properties: m.props,
+        content_type: Some("application/octet-stream".into()),
+        ..Default::default()
+    };
+    client
+        .try_publish_with_properties(m.topic, QoS::AtLeastOnce, false, m.payload, props)
+        .context("the MQTT client refused a frame")
 }
 
 impl Forwarder {
     async fn run(
         &mut self,
         mut frames: mpsc::Receiver<Wire>,
-        mut events: mpsc::UnboundedReceiver<Ev>,
+        mut events: mpsc::UnboundedReceiver<Ev<()>>,
     ) -> Result<()> {
         loop {
-            self.fill()?;
+            let client = &self.client;
+            self.out.fill(|m| publish(client, m))?;
             tokio::select! {
                 w = frames.recv() => match w {
                     Some(w) => self.enqueue(w)?,
                     None => break,
                 },
                 ev = events.recv() => match ev {
-                    Some(ev) => self.event(ev)?,
-                    None => return self.q.flush(),
+                    Some(ev) => {
+                        self.out.event(ev)?;
+                    }
+                    None => return self.out.q.flush(),
                 },
             }
         }
         // Shutting down: a moment for the last acknowledgements; the rest stays queued.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-        while self.connected && !self.q.is_empty() {
-            self.fill()?;
-            match tokio::time::timeout_at(deadline, events.recv()).await {
-                Ok(Some(ev)) => self.event(ev)?,
-                _ => break,
-            }
-        }
-        if self.connected {
+        let client = &self.client;
+        self.out
+            .drain(&mut events, 3, |m| publish(client, m))
+            .await?;
+        if self.out.connected {
             let _ = self.client.try_disconnect();
         }
-        self.q.flush()
+        self.out.q.flush()
     }
 
     fn enqueue(&mut self, w: Wire) -> Result<()> {
@@ -237,50 +218,7 @@ impl Forwarder {
             ("received".into(), w.received_ms.to_string()),
             ("source".into(), w.source.to_string()),
         ]);
-        self.q.push(&m)
-    }
-
-    /// Hands queued frames to the client while the window allows.
-    fn fill(&mut self) -> Result<()> {
-        while self.connected && self.inflight < WINDOW {
-            let Some(m) = self.q.next_unsent()? else {
-                break;
-            };
-            let props = PublishProperties {
-                user_properties: m.props,
-                content_type: Some("application/octet-stream".into()),
-                ..Default::default()
-            };
-            self.client
-                .try_publish_with_properties(m.topic, QoS::AtLeastOnce, false, m.payload, props)
-                .context("the MQTT client refused a frame")?;
-            self.inflight += 1;
-        }
-        Ok(())
-    }
-
-    fn event(&mut self, ev: Ev) -> Result<()> {
-        match ev {
-            Ev::Connected => {
-                self.connected = true;
-                self.inflight = 0;
-                self.q.rewind();
-            }
-            Ev::Acked => {
-                if self.inflight > 0 {
-                    self.inflight -= 1;
-                    self.q.ack()?;
-                }
-            }
-            Ev::Down(ack) => {
-                self.connected = false;
-                self.inflight = 0;
-                self.q.rewind();
-                let _ = ack.send(());
-            }
-            Ev::Closed => self.connected = false,
-        }
-        Ok(())
+        self.out.q.push(&m)
     }
 }
 

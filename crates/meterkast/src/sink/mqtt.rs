@@ -6,11 +6,10 @@
 //! the broker acknowledges it. A broker outage (or a restart of meterkast) therefore
 //! loses nothing up to the queue's bound, and messages leave in order.
 //!
-//! Ordering across reconnects: the client runs with a clean session, so after a
-//! disconnect the library drops whatever it still held, and the queue re-sends
-//! everything unacknowledged from its head (at least once; never out of order).
+//! Ordering across reconnects: see [`outbox`].
 
 pub mod discovery;
+pub mod outbox;
 pub mod payload;
 pub mod queue;
 
@@ -21,9 +20,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use outbox::{Ev, Link, Outbox};
 use payload::{Averager, Format, Snapshot};
 use queue::{DiskQueue, Msg};
 
@@ -197,18 +197,39 @@ pub fn tls_config(ca: Option<&Path>) -> Result<rustls::ClientConfig> {
         .with_no_client_auth())
 }
 
-/// What the connection task reports to the publishing task.
-enum Ev {
-    /// Connected (a fresh session).
-    Connected,
-    /// The oldest message in flight was acknowledged.
-    Acked,
+/// What only the MQTT output's owner understands.
+enum HaEv {
     /// Home Assistant announced itself online: discovery is sent again.
-    HaOnline,
-    /// The connection broke; answer once nothing more will be handed to the client.
-    Down(oneshot::Sender<()>),
-    /// The client disconnected on request.
-    Closed,
+    Online,
+}
+
+/// The MQTT 3.1.1 client's events, as the outbox needs them.
+struct SinkLink {
+    el: rumqttc::EventLoop,
+    /// Home Assistant's status topic, if discovery is on.
+    ha: Option<String>,
+}
+
+impl Link for SinkLink {
+    type Other = HaEv;
+
+    async fn next(&mut self) -> Result<Option<Ev<HaEv>>, String> {
+        Ok(match self.el.poll().await.map_err(|e| e.to_string())? {
+            Event::Incoming(Packet::ConnAck(_)) => Some(Ev::Connected),
+            Event::Incoming(Packet::PubAck(_)) => Some(Ev::Acked),
+            Event::Incoming(Packet::Publish(p))
+                if Some(&p.topic) == self.ha.as_ref() && &p.payload[..] == b"online" =>
+            {
+                Some(Ev::Other(HaEv::Online))
+            }
+            Event::Outgoing(Outgoing::Disconnect) => Some(Ev::Closed),
+            _ => None,
+        })
+    }
+
+    fn clean(&mut self) {
+        self.el.clean();
+    }
 }
 
 /// Opens the queue and starts publishing. Frames go into the returned sender (with
@@ -236,65 +257,21 @@ pub fn start(s: MqttSettings) -> Result<(mpsc::Sender<SinkFrame>, JoinHandle<()>
             rumqttc::TlsConfiguration::Rustls(Arc::new(tls_config(s.ca.as_deref())?)),
         ));
     }
-    let (client, mut el) = AsyncClient::new(opts, 10_000);
+    let (client, el) = AsyncClient::new(opts, 10_000);
     let ha_status = s.discovery_prefix.as_ref().map(|p| format!("{p}/status"));
-    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    let ha = ha_status.clone();
-    let broker = format!("{}:{}", s.host, s.port);
-    tokio::spawn(async move {
-        let mut down_since_logged = false;
-        loop {
-            let ev = match el.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    tracing::info!("MQTT: connected to {broker}");
-                    down_since_logged = false;
-                    Ev::Connected
-                }
-                Ok(Event::Incoming(Packet::PubAck(_))) => Ev::Acked,
-                Ok(Event::Incoming(Packet::Publish(p)))
-                    if Some(&p.topic) == ha.as_ref() && &p.payload[..] == b"online" =>
-                {
-                    Ev::HaOnline
-                }
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => {
-                    let _ = ev_tx.send(Ev::Closed);
-                    return;
-                }
-                Ok(_) => continue,
-                Err(e) => {
-                    if !down_since_logged {
-                        tracing::warn!(
-                            "MQTT: no connection to {broker} ({e}); queueing readings on disk and retrying"
-                        );
-                        down_since_logged = true;
-                    }
-                    let (tx, rx) = oneshot::channel();
-                    if ev_tx.send(Ev::Down(tx)).is_err() {
-                        return;
-                    }
-                    // Once the publisher stopped handing out messages, drop whatever
-                    // the client still holds: the queue sends it again, in order.
-                    let _ = rx.await;
-                    el.clean();
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            if ev_tx.send(ev).is_err() {
-                return;
-            }
-        }
-    });
+    let link = SinkLink {
+        el,
+        ha: ha_status.clone(),
+    };
+    let ev_rx = outbox::spawn(link, "MQTT", "readings", format!("{}:{}", s.host, s.port));
     let (tx, rx) = mpsc::channel(FRAME_QUEUE);
     let task = tokio::spawn(async move {
         let mut p = Publisher {
             s,
             client,
-            q,
+            out: Outbox::new(q, WINDOW),
             status,
             ha_status,
-            connected: false,
-            inflight: 0,
             discovery: HashMap::new(),
             avg: HashMap::new(),
             last_raw: HashMap::new(),
@@ -309,25 +286,31 @@ pub fn start(s: MqttSettings) -> Result<(mpsc::Sender<SinkFrame>, JoinHandle<()>
 struct Publisher {
     s: MqttSettings,
     client: AsyncClient,
-    q: DiskQueue,
+    out: Outbox,
     status: String,
     ha_status: Option<String>,
-    connected: bool,
-    inflight: usize,
     /// The last discovery configs per meter, sent again when Home Assistant restarts.
     discovery: HashMap<String, Vec<Msg>>,
     avg: HashMap<String, Averager>,
     last_raw: HashMap<String, Arc<[u8]>>,
 }
 
+/// Publishes one queued message.
+fn publish(client: &AsyncClient, m: Msg) -> Result<()> {
+    client
+        .try_publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
+        .context("the MQTT client refused a message")
+}
+
 impl Publisher {
     async fn run(
         &mut self,
         mut frames: mpsc::Receiver<SinkFrame>,
-        mut events: mpsc::UnboundedReceiver<Ev>,
+        mut events: mpsc::UnboundedReceiver<Ev<HaEv>>,
     ) -> Result<()> {
         loop {
-            self.fill()?;
+            let client = &self.client;
+            self.out.fill(|m| publish(client, m))?;
             tokio::select! {
                 f = frames.recv() => match f {
                     Some(f) => self.frame(f)?,
@@ -344,15 +327,11 @@ impl Publisher {
         for snap in pending {
             self.enqueue(&snap)?;
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while self.connected && !self.q.is_empty() {
-            self.fill()?;
-            match tokio::time::timeout_at(deadline, events.recv()).await {
-                Ok(Some(ev)) => self.event(ev)?,
-                _ => break,
-            }
-        }
-        if self.connected {
+        let client = &self.client;
+        self.out
+            .drain(&mut events, 2, |m| publish(client, m))
+            .await?;
+        if self.out.connected {
             let _ = self
                 .client
                 .try_publish(&self.status, QoS::AtLeastOnce, true, "offline");
@@ -366,52 +345,23 @@ impl Publisher {
             })
             .await;
         }
-        self.q.flush()
+        self.out.q.flush()
     }
 
-    /// Hands queued messages to the client while the window allows.
-    fn fill(&mut self) -> Result<()> {
-        while self.connected && self.inflight < WINDOW {
-            let Some(m) = self.q.next_unsent()? else {
-                break;
-            };
-            self.client
-                .try_publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
-                .context("the MQTT client refused a message")?;
-            self.inflight += 1;
-        }
-        Ok(())
-    }
-
-    fn event(&mut self, ev: Ev) -> Result<()> {
-        match ev {
-            Ev::Connected => {
-                self.connected = true;
-                self.inflight = 0;
-                self.q.rewind();
+    fn event(&mut self, ev: Ev<HaEv>) -> Result<()> {
+        match self.out.event(ev)? {
+            Some(Ev::Connected) => {
                 self.direct(&Msg::new(self.status.clone(), "online", true));
                 if let Some(t) = &self.ha_status {
                     let _ = self.client.try_subscribe(t.clone(), QoS::AtLeastOnce);
                 }
                 self.send_all_discovery();
             }
-            Ev::Acked => {
-                if self.inflight > 0 {
-                    self.inflight -= 1;
-                    self.q.ack()?;
-                }
-            }
-            Ev::HaOnline => {
+            Some(Ev::Other(HaEv::Online)) => {
                 tracing::info!("MQTT: Home Assistant is online; sending discovery again");
                 self.send_all_discovery();
             }
-            Ev::Down(ack) => {
-                self.connected = false;
-                self.inflight = 0;
-                self.q.rewind();
-                let _ = ack.send(());
-            }
-            Ev::Closed => self.connected = false,
+            _ => {}
         }
         Ok(())
     }
@@ -419,7 +369,7 @@ impl Publisher {
     /// Publishes outside the queue (status, discovery): QoS 0, so no acknowledgement
     /// is mistaken for a queued message's; both are sent again on every connect.
     fn direct(&self, m: &Msg) {
-        if self.connected {
+        if self.out.connected {
             let _ = self.client.try_publish(
                 m.topic.clone(),
                 QoS::AtMostOnce,
@@ -488,7 +438,7 @@ impl Publisher {
             }
         }
         for m in &msgs {
-            self.q.push(m)?;
+            self.out.q.push(m)?;
         }
         Ok(())
     }

@@ -101,7 +101,7 @@ impl IngestSettings {
         }
         let client_id = match client_id {
             Some(c) if !c.trim().is_empty() => c.trim().to_string(),
-            _ => format!("meterkast-{}-{group}", crate::mqtt_url::hostname()),
+            _ => format!("meterkast-{}-{group}", crate::http::homewizard::hostname()),
         };
         let keys = match keys_file {
             Some(p) => MeterKeys::load(p)?,
