@@ -2,7 +2,8 @@
 //! and `mqtts://…[?ca=/path/ca.pem]`, for the MQTT output, the forwarder and the
 //! ingest workers alike.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
@@ -77,10 +78,66 @@ impl BrokerUrl {
         })
     }
 
+    /// The user name and password, if a user is given.
+    pub fn credentials(&self) -> Option<(String, String)> {
+        let u = self.user.clone()?;
+        Some((u, self.password.clone().unwrap_or_default()))
+    }
+
+    /// The TLS transport for `mqtts://`.
+    pub fn transport(&self) -> Result<Option<rumqttc::Transport>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        let tls = Arc::new(tls_config(self.ca.as_deref())?);
+        Ok(Some(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls),
+        )))
+    }
+
     /// `host:port`, for messages.
     pub fn addr(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
+}
+
+/// The TLS client configuration: the given CA certificate(s) (PEM), else the
+/// system's trusted roots.
+pub fn tls_config(ca: Option<&Path>) -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(p) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(p)
+                .and_then(|it| it.collect::<std::result::Result<_, _>>())
+                .map_err(|e| anyhow::anyhow!("--mqtt ?ca={}: {e}", p.display()))?;
+            anyhow::ensure!(
+                !certs.is_empty(),
+                "--mqtt ?ca={}: no PEM certificate in the file",
+                p.display()
+            );
+            for c in certs {
+                roots
+                    .add(c)
+                    .with_context(|| format!("--mqtt ?ca={}", p.display()))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for c in found.certs {
+                let _ = roots.add(c);
+            }
+            anyhow::ensure!(
+                !roots.is_empty(),
+                "mqtts://: no trusted CA certificates on this system; give one with ?ca=/path/ca.pem"
+            );
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 #[cfg(test)]

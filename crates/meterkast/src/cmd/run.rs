@@ -530,7 +530,7 @@ async fn serve(settings: Settings) -> Result<()> {
     }
     let mqtt = match settings.mqtt.clone() {
         Some(m) => {
-            eprintln!("  MQTT to {}:{} under {}/", m.host, m.port, m.base);
+            eprintln!("  MQTT to {} under {}/", m.broker.addr(), m.base);
             Some(crate::sink::mqtt::start(m)?)
         }
         None => None,

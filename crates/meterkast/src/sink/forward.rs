@@ -138,13 +138,11 @@ pub fn start(s: ForwardSettings) -> Result<(mpsc::Sender<Wire>, JoinHandle<()>)>
     opts.set_clean_start(true);
     opts.set_outgoing_inflight_upper_limit(WINDOW as u16 + 8);
     opts.set_max_packet_size(Some(1 << 20));
-    if let Some(u) = &b.user {
-        opts.set_credentials(u.clone(), b.password.clone().unwrap_or_default());
+    if let Some((u, p)) = b.credentials() {
+        opts.set_credentials(u, p);
     }
-    if b.tls {
-        opts.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(Arc::new(super::mqtt::tls_config(b.ca.as_deref())?)),
-        ));
+    if let Some(t) = b.transport()? {
+        opts.set_transport(t);
     }
     let (client, el) = AsyncClient::new(opts, 2 * WINDOW);
     let events = outbox::spawn(FwdLink(el), "forwarder", "frames", b.addr());

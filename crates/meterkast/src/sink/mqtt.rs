@@ -23,6 +23,7 @@ use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::mqtt_url::BrokerUrl;
 use outbox::{Ev, Link, Outbox};
 use payload::{Averager, Format, Snapshot};
 use queue::{DiskQueue, Msg};
@@ -48,18 +49,8 @@ pub struct SinkFrame {
 /// The MQTT output's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttSettings {
-    /// Broker host.
-    pub host: String,
-    /// Broker port.
-    pub port: u16,
-    /// `mqtts://`: TLS.
-    pub tls: bool,
-    /// A CA certificate (PEM) for TLS.
-    pub ca: Option<PathBuf>,
-    /// User name.
-    pub user: Option<String>,
-    /// Password.
-    pub password: Option<String>,
+    /// The broker.
+    pub broker: BrokerUrl,
     /// The MQTT client id.
     pub client_id: String,
     /// The base topic (`meterkast`).
@@ -94,16 +85,8 @@ pub struct MqttArgs {
 impl MqttSettings {
     /// Checks the options; the queue goes next to the database (`<db>.mqtt-queue`).
     pub fn from_args(a: &MqttArgs, db: &Path) -> Result<MqttSettings> {
-        let crate::mqtt_url::BrokerUrl {
-            host,
-            port,
-            tls,
-            ca,
-            user,
-            password,
-            path,
-        } = crate::mqtt_url::BrokerUrl::parse("--mqtt", &a.url)?;
-        let path_base = path.trim_matches('/').to_string();
+        let broker = BrokerUrl::parse("--mqtt", &a.url)?;
+        let path_base = broker.path.trim_matches('/').to_string();
         let base = a
             .base
             .clone()
@@ -139,12 +122,7 @@ impl MqttSettings {
             }
         };
         Ok(MqttSettings {
-            host,
-            port,
-            tls,
-            ca,
-            user,
-            password,
+            broker,
             client_id: a
                 .client_id
                 .clone()
@@ -158,44 +136,7 @@ impl MqttSettings {
     }
 }
 
-/// The TLS client configuration: the given CA certificate(s) (PEM), else the
-/// system's trusted roots.
-pub fn tls_config(ca: Option<&Path>) -> Result<rustls::ClientConfig> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
-    let mut roots = rustls::RootCertStore::empty();
-    match ca {
-        Some(p) => {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(p)
-                .and_then(|it| it.collect::<std::result::Result<_, _>>())
-                .map_err(|e| anyhow::anyhow!("--mqtt ?ca={}: {e}", p.display()))?;
-            anyhow::ensure!(
-                !certs.is_empty(),
-                "--mqtt ?ca={}: no PEM certificate in the file",
-                p.display()
-            );
-            for c in certs {
-                roots
-                    .add(c)
-                    .with_context(|| format!("--mqtt ?ca={}", p.display()))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for c in found.certs {
-                let _ = roots.add(c);
-            }
-            anyhow::ensure!(
-                !roots.is_empty(),
-                "mqtts://: no trusted CA certificates on this system; give one with ?ca=/path/ca.pem"
-            );
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
+pub use crate::mqtt_url::tls_config;
 
 /// What only the MQTT output's owner understands.
 enum HaEv {
@@ -243,19 +184,17 @@ pub fn start(s: MqttSettings) -> Result<(mpsc::Sender<SinkFrame>, JoinHandle<()>
         );
     }
     let status = discovery::status_topic(&s.base);
-    let mut opts = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
+    let mut opts = MqttOptions::new(s.client_id.clone(), s.broker.host.clone(), s.broker.port);
     opts.set_keep_alive(Duration::from_secs(15));
     opts.set_clean_session(true);
     opts.set_inflight(WINDOW as u16 + 8);
     opts.set_max_packet_size(1 << 20, 1 << 20);
     opts.set_last_will(LastWill::new(&status, "offline", QoS::AtLeastOnce, true));
-    if let Some(u) = &s.user {
-        opts.set_credentials(u.clone(), s.password.clone().unwrap_or_default());
+    if let Some((u, p)) = s.broker.credentials() {
+        opts.set_credentials(u, p);
     }
-    if s.tls {
-        opts.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(Arc::new(tls_config(s.ca.as_deref())?)),
-        ));
+    if let Some(t) = s.broker.transport()? {
+        opts.set_transport(t);
     }
     let (client, el) = AsyncClient::new(opts, 10_000);
     let ha_status = s.discovery_prefix.as_ref().map(|p| format!("{p}/status"));
@@ -263,7 +202,7 @@ pub fn start(s: MqttSettings) -> Result<(mpsc::Sender<SinkFrame>, JoinHandle<()>
         el,
         ha: ha_status.clone(),
     };
-    let ev_rx = outbox::spawn(link, "MQTT", "readings", format!("{}:{}", s.host, s.port));
+    let ev_rx = outbox::spawn(link, "MQTT", "readings", s.broker.addr());
     let (tx, rx) = mpsc::channel(FRAME_QUEUE);
     let task = tokio::spawn(async move {
         let mut p = Publisher {
@@ -462,9 +401,12 @@ mod tests {
             Path::new("/var/lib/mk.db"),
         )
         .unwrap();
-        assert_eq!((s.host.as_str(), s.port), ("broker.lan", 1884));
-        assert_eq!(s.user.as_deref(), Some("me"));
-        assert_eq!(s.password.as_deref(), Some("p@ss"));
+        assert_eq!(
+            (s.broker.host.as_str(), s.broker.port),
+            ("broker.lan", 1884)
+        );
+        assert_eq!(s.broker.user.as_deref(), Some("me"));
+        assert_eq!(s.broker.password.as_deref(), Some("p@ss"));
         assert_eq!(s.base, "home/p1");
         assert_eq!(s.formats, vec![Format::Meterkast, Format::Fields]);
         assert_eq!(s.discovery_prefix.as_deref(), Some("homeassistant"));
@@ -475,7 +417,7 @@ mod tests {
         a.discovery_prefix = Some(String::new());
         a.interval = Some("10s".into());
         let s = MqttSettings::from_args(&a, Path::new("x.db")).unwrap();
-        assert_eq!((s.port, s.base.as_str()), (1883, "meterkast"));
+        assert_eq!((s.broker.port, s.base.as_str()), (1883, "meterkast"));
         assert_eq!(s.formats, vec![Format::Evn]);
         assert_eq!(s.discovery_prefix, None);
         assert_eq!(s.interval, Some(Duration::from_secs(10)));
@@ -486,8 +428,8 @@ mod tests {
         assert_eq!(s.formats, vec![Format::Meterkast, Format::Evn]);
 
         let s = MqttSettings::from_args(&args("mqtts://h?ca=/etc/ca.pem"), Path::new("x")).unwrap();
-        assert_eq!((s.tls, s.port), (true, 8883));
-        assert_eq!(s.ca, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!((s.broker.tls, s.broker.port), (true, 8883));
+        assert_eq!(s.broker.ca, Some(PathBuf::from("/etc/ca.pem")));
         assert!(tls_config(Some(Path::new("/nonexistent/ca.pem"))).is_err());
 
         assert!(MqttSettings::from_args(&args("mqtt://h?ca=/x"), Path::new("x")).is_err());

@@ -200,15 +200,11 @@ pub async fn run(s: IngestSettings, mut ctx: Ctx) -> Result<()> {
     opts.set_receive_maximum(Some(RECEIVE_MAXIMUM));
     opts.set_manual_acks(true);
     opts.set_max_packet_size(Some(1 << 20));
-    if let Some(u) = &b.user {
-        opts.set_credentials(u.clone(), b.password.clone().unwrap_or_default());
+    if let Some((u, p)) = b.credentials() {
+        opts.set_credentials(u, p);
     }
-    if b.tls {
-        opts.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(Arc::new(crate::sink::mqtt::tls_config(
-                b.ca.as_deref(),
-            )?)),
-        ));
+    if let Some(t) = b.transport()? {
+        opts.set_transport(t);
     }
     // Acknowledgements come from the store writer through this channel: room for all
     // the broker may have in flight.
