@@ -220,6 +220,7 @@ pub async fn run(s: IngestSettings, mut ctx: Ctx) -> Result<()> {
         password: None,
     };
     let mut feeders: HashMap<String, Feeder> = HashMap::new();
+    let mut last_error: Option<String> = None;
     loop {
         let ev = tokio::select! {
             e = events.poll() => e,
@@ -227,6 +228,7 @@ pub async fn run(s: IngestSettings, mut ctx: Ctx) -> Result<()> {
         };
         match ev {
             Ok(Event::Incoming(Packet::ConnAck(c))) => {
+                last_error = None;
                 ctx.set_connected(
                     true,
                     &format!(
@@ -288,8 +290,14 @@ pub async fn run(s: IngestSettings, mut ctx: Ctx) -> Result<()> {
                     ConnectionError::ConnectionRefused(code) => format!(
                         "the broker refused the connection ({code:?}): check the user and password in --ingest and the broker's access rules"
                     ),
-                    e => format!("broker connection lost ({e}); retrying (is the broker running?)"),
+                    e => format!("no connection to the broker ({e}); retrying (is it running and reachable?)"),
                 };
+                // Said once per kind of trouble, also before the first connection.
+                let was_up = ctx.status.lock().expect("status lock").connected;
+                if !was_up && last_error.as_deref() != Some(what.as_str()) {
+                    tracing::warn!("{name}: {what}");
+                    last_error = Some(what.clone());
+                }
                 ctx.set_connected(false, &what);
                 if ctx.sleep(Duration::from_secs(2)).await {
                     break;
