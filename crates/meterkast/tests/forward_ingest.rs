@@ -468,3 +468,57 @@ fn a_worker_killed_mid_stream_loses_nothing() {
     );
     w.stop();
 }
+
+#[test]
+#[ignore = "needs mosquitto; .ci/run runs it"]
+fn two_workers_share_the_subscription_and_store_every_frame_once() {
+    let dir = tmpdir("ingest-share");
+    let broker = Broker::start_with(&dir, free_port(), LIMITS);
+    let pubc = publisher(broker.port);
+    // Each worker with its own SQLite file, so what each stored can be told apart.
+    let dirs = [dir.join("a"), dir.join("b")];
+    let workers: Vec<Daemon> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            std::fs::create_dir_all(d).unwrap();
+            worker(d, broker.port, &format!("t-share-{i}"), &[])
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let t = t0();
+    let total = 400i64;
+    let meters = 8;
+    for k in 0..total {
+        let id = format!("S{}", k % meters);
+        publish_frame(
+            &pubc,
+            &format!("meters/{}", hex(&id)),
+            &telegram(&id, t + k / meters, 4_000_000 + k),
+        );
+    }
+    let count = || -> usize { workers.iter().map(|w| stored_count(&w.db)).sum() };
+    wait_for("every frame stored", 60, || count() >= total as usize);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut all: Vec<(String, i64)> = vec![];
+    let mut per_worker = vec![];
+    for w in &workers {
+        let s = stored(&w.db);
+        per_worker.push(s.iter().map(|(_, t)| t.len()).sum::<usize>());
+        for (m, ts) in s {
+            all.extend(ts.into_iter().map(|t| (m.clone(), t)));
+        }
+    }
+    assert!(
+        per_worker.iter().all(|n| *n > 0),
+        "both workers took a share: {per_worker:?}"
+    );
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(n, all.len(), "a frame stored twice");
+    assert_eq!(n, total as usize, "every frame stored");
+    for w in workers {
+        w.stop();
+    }
+}
