@@ -283,24 +283,12 @@ fn a_broker_outage_loses_no_frame_and_keeps_their_order() {
     d.stop();
 }
 
-#[test]
-#[ignore = "needs mosquitto; .ci/run runs it"]
-fn an_encrypted_meter_is_forwarded_without_its_key_and_stored_with_it() {
-    let dir = tmpdir("fwd-smarty");
-    let key = "D491470F47126332B07D1923B3504188";
-    let capture = dir.join("smarty.bin");
+/// 20 frames of a simulated encrypted meter (`smarty`, `evn`), written to `path`.
+fn simulate(dialect: &str, key: &str, path: &Path) -> Vec<u8> {
     let start = meterkast_codec::Timestamp(t0()).to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_meterkast"))
-        .args([
-            "simulate",
-            "--dialect",
-            "smarty",
-            "--key",
-            key,
-            "--count",
-            "20",
-        ])
-        .args(["--interval", "10s", "--start", &start])
+        .args(["simulate", "--dialect", dialect, "--key", key])
+        .args(["--count", "20", "--interval", "10s", "--start", &start])
         .output()
         .unwrap();
     assert!(
@@ -308,8 +296,50 @@ fn an_encrypted_meter_is_forwarded_without_its_key_and_stored_with_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::fs::write(&capture, &out.stdout).unwrap();
+    std::fs::write(path, &out.stdout).unwrap();
+    out.stdout
+}
 
+/// A house box without database or keys, forwarding a capture file.
+fn forward_file(dir: &Path, broker: u16, capture: &Path) -> Daemon {
+    std::fs::create_dir_all(dir).unwrap();
+    Daemon::run(
+        dir,
+        &[
+            "--source".into(),
+            format!("file://{}?speed=max", capture.display()),
+            "--forward".into(),
+            format!("mqtt://127.0.0.1:{broker}/meters/{{meter}}"),
+            "--forward-queue".into(),
+            dir.join("fwd.queue").display().to_string(),
+        ],
+        &[],
+    )
+}
+
+/// The meter id and time of every frame the key decodes.
+fn decoded(bytes: &[u8], key: &str) -> Vec<(Option<String>, i64)> {
+    let mut want = vec![];
+    let keys = meterkast_codec::Keys::from_hex(Some(key), None).unwrap();
+    let mut d = meterkast_codec::Decoder::with_keys(keys);
+    d.push(bytes);
+    d.finish();
+    while let Some(Ok(x)) = d.next() {
+        want.push((
+            x.telegram.meter_id().map(|m| m.to_string()),
+            x.telegram.timestamp.unwrap().0,
+        ));
+    }
+    want
+}
+
+#[test]
+#[ignore = "needs mosquitto; .ci/run runs it"]
+fn an_encrypted_meter_is_forwarded_without_its_key_and_stored_with_it() {
+    let dir = tmpdir("fwd-smarty");
+    let key = "D491470F47126332B07D1923B3504188";
+    let capture = dir.join("smarty.bin");
+    let out = simulate("smarty", key, &capture);
     let broker = Broker::start_with(&dir, free_port(), LIMITS);
     let (sub, seen) = subscribe(broker.port, "t-smarty-sub", "meters/#");
     ready(&sub, &seen, "meters/probe");
@@ -319,7 +349,7 @@ fn an_encrypted_meter_is_forwarded_without_its_key_and_stored_with_it() {
     std::fs::create_dir_all(&w_dir).unwrap();
     let title = {
         let mut d = meterkast_codec::Decoder::new();
-        d.push(&out.stdout);
+        d.push(&out);
         d.finish();
         assert_eq!(d.next().unwrap().unwrap_err().cause, "no_key");
         d.rejected_frame().unwrap().system_title.unwrap()
@@ -364,19 +394,7 @@ fn an_encrypted_meter_is_forwarded_without_its_key_and_stored_with_it() {
     std::thread::sleep(Duration::from_millis(500));
 
     let f_dir = dir.join("house");
-    std::fs::create_dir_all(&f_dir).unwrap();
-    let f = Daemon::run(
-        &f_dir,
-        &[
-            "--source".into(),
-            format!("file://{}?speed=max", capture.display()),
-            "--forward".into(),
-            format!("mqtt://127.0.0.1:{}/meters/{{meter}}", broker.port),
-            "--forward-queue".into(),
-            f_dir.join("fwd.queue").display().to_string(),
-        ],
-        &[],
-    );
+    let f = forward_file(&f_dir, broker.port, &capture);
     wait_for("20 stored readings", 30, || stored_count(&w.db) >= 20);
     let got = seen.lock().unwrap().clone();
     let title_hex: String = title.iter().map(|b| format!("{b:02X}")).collect();
@@ -386,22 +404,11 @@ fn an_encrypted_meter_is_forwarded_without_its_key_and_stored_with_it() {
         assert_eq!(g.payload.first(), Some(&0xDB), "still encrypted");
     }
     // The centre decrypted what the house could not: the same readings the key gives.
-    let mut want = vec![];
-    let mut d = meterkast_codec::Decoder::with_keys(
-        meterkast_codec::Keys::from_hex(Some(key), None).unwrap(),
-    );
-    d.push(&out.stdout);
-    d.finish();
-    while let Some(Ok(x)) = d.next() {
-        want.push((
-            x.telegram.meter_id().unwrap().to_string(),
-            x.telegram.timestamp.unwrap().0,
-        ));
-    }
+    let want = decoded(&out, key);
     assert_eq!(want.len(), 20);
     let s = stored(&w.db);
     assert_eq!(s.len(), 1, "{s:?}");
-    assert_eq!(s[0].0, want[0].0);
+    assert_eq!(Some(&s[0].0), want[0].0.as_ref());
     assert_eq!(s[0].1, want.iter().map(|w| w.1).collect::<Vec<_>>());
     // And the house box kept no database.
     assert!(!f_dir.join("meterkast.db").exists());
@@ -521,4 +528,41 @@ fn two_workers_share_the_subscription_and_store_every_frame_once() {
     for w in workers {
         w.stop();
     }
+}
+
+#[test]
+#[ignore = "needs mosquitto; .ci/run runs it"]
+fn a_worker_takes_meter_keys_from_the_store_setting() {
+    let dir = tmpdir("ingest-setting");
+    let key = "36C66639E48A8CA4D6BC8B282A793BBB";
+    let capture = dir.join("evn.bin");
+    let out = simulate("evn", key, &capture);
+    let title = {
+        let mut d = meterkast_codec::Decoder::new();
+        d.push(&out);
+        d.finish();
+        assert_eq!(d.next().unwrap().unwrap_err().cause, "no_key");
+        d.rejected_frame().unwrap().system_title.unwrap()
+    };
+    let title_hex: String = title.iter().map(|b| format!("{b:02x}")).collect();
+    let broker = Broker::start_with(&dir, free_port(), LIMITS);
+    let db = dir.join("meterkast.db");
+    SqliteReader::open(&db)
+        .unwrap()
+        .put_setting(
+            "meter_keys",
+            &format!(r#"{{"meter": [{{"id": "{title_hex}", "key": "{key}"}}]}}"#),
+        )
+        .unwrap();
+    let w = worker(&dir, broker.port, "t-setting-worker", &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let f = forward_file(&dir.join("house"), broker.port, &capture);
+    wait_for("20 stored readings", 30, || stored_count(&db) >= 20);
+    let want = decoded(&out, key);
+    assert_eq!(want.len(), 20);
+    let s = stored(&db);
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!(s[0].1, want.iter().map(|w| w.1).collect::<Vec<_>>());
+    f.stop();
+    w.stop();
 }
