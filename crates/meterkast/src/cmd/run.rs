@@ -295,7 +295,7 @@ fn writer(
     let mut oldest_pending: Option<Instant> = None;
     let mut next_retention = Instant::now();
     let mut acks: Vec<Ack> = Vec::new();
-    // The readings in the open transaction, and their receive times (unix ms).
+    // The new readings in the open transaction, and their receive times (unix ms).
     let mut pending = 0u64;
     let mut received: Vec<i64> = Vec::new();
     loop {
@@ -319,12 +319,13 @@ fn writer(
                     // Acknowledged with the commit; a reading that could not be
                     // taken is not, so its message comes again.
                     acks.extend(ack);
-                    pending += 1;
-                    received.extend(received_ms);
                     if outcome == crate::store::Outcome::Duplicate {
                         metrics
                             .duplicates
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    } else {
+                        pending += 1;
+                        received.extend(received_ms);
                     }
                     oldest_pending.get_or_insert_with(Instant::now);
                 }

@@ -24,7 +24,7 @@ pub struct Metrics {
     pub bridge_clients: AtomicU64,
     /// Raw-bridge clients dropped for being too slow.
     pub bridge_dropped: AtomicU64,
-    /// Readings committed by the daemon's store writer.
+    /// New readings committed by the daemon's store writer (not duplicates).
     pub committed: AtomicU64,
     /// Receive-to-commit latency of committed readings.
     pub commit_latency: Histogram,
@@ -148,9 +148,9 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     );
     let _ = write!(
         out,
-        "# HELP meterkast_ingest_committed_total Readings committed to the store.\n# TYPE meterkast_ingest_committed_total counter\n\
+        "# HELP meterkast_ingest_committed_total New readings committed to the store (duplicates not counted).\n# TYPE meterkast_ingest_committed_total counter\n\
          meterkast_ingest_committed_total {}\n\
-         # HELP meterkast_ingest_commit_latency_seconds From a frame's receipt (at the meter's box, for forwarded frames) to the commit of its reading.\n\
+         # HELP meterkast_ingest_commit_latency_seconds From a frame's receipt (at the house box, for forwarded frames) to the commit of its new reading.\n\
          # TYPE meterkast_ingest_commit_latency_seconds histogram\n",
         m.committed.load(Ordering::Relaxed)
     );
