@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meterkast::store::sqlite::SqliteReader;
-use meterkast::store::StoreRead;
+use meterkast::store::{Location, StoreRead};
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{Client, Event, MqttOptions};
@@ -157,9 +157,15 @@ fn forwarder(dir: &Path, broker: u16) -> (Daemon, TcpStream, String) {
 
 /// An ingest worker storing into `dir/meterkast.db`.
 fn worker(dir: &Path, broker: u16, client_id: &str, extra: &[String]) -> Daemon {
+    let db = dir.join("meterkast.db").display().to_string();
+    worker_db(dir, &db, broker, client_id, extra)
+}
+
+/// An ingest worker storing into `db` (a file or a `postgres://` URL), logging to `dir`.
+fn worker_db(dir: &Path, db: &str, broker: u16, client_id: &str, extra: &[String]) -> Daemon {
     let mut args = vec![
         "--db".to_string(),
-        dir.join("meterkast.db").display().to_string(),
+        db.to_string(),
         "--ingest".into(),
         format!("mqtt://127.0.0.1:{broker}/meters/+"),
         "--ingest-client-id".into(),
@@ -169,9 +175,10 @@ fn worker(dir: &Path, broker: u16, client_id: &str, extra: &[String]) -> Daemon 
     Daemon::run(dir, &args, &[])
 }
 
-/// Readings stored per meter (equipment id), read from the database.
+/// Readings stored per meter (equipment id), read from the database (a SQLite file
+/// or a `postgres://` URL).
 fn stored(db: &Path) -> Vec<(String, Vec<i64>)> {
-    let Ok(r) = SqliteReader::open(db) else {
+    let Ok(r) = Location::parse(&db.to_string_lossy()).and_then(|l| l.open_reader()) else {
         return vec![];
     };
     let mut out = vec![];
@@ -487,19 +494,18 @@ fn a_worker_killed_mid_stream_loses_nothing() {
 }
 
 #[test]
-#[ignore = "needs mosquitto; .ci/run runs it"]
+#[ignore = "needs mosquitto and PostgreSQL; .ci/run runs it"]
 fn two_workers_share_the_subscription_and_store_every_frame_once() {
     let dir = tmpdir("ingest-share");
+    let pg = support::pg::PgDb::new();
+    let url = pg.url(None);
     let broker = Broker::start_with(&dir, free_port(), LIMITS);
     let pubc = publisher(broker.port);
-    // Each worker with its own SQLite file, so what each stored can be told apart.
-    let dirs = [dir.join("a"), dir.join("b")];
-    let workers: Vec<Daemon> = dirs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            std::fs::create_dir_all(d).unwrap();
-            worker(d, broker.port, &format!("t-share-{i}"), &[])
+    let workers: Vec<Daemon> = (0..2)
+        .map(|i| {
+            let d = dir.join(format!("w{i}"));
+            std::fs::create_dir_all(&d).unwrap();
+            worker_db(&d, &url, broker.port, &format!("t-share-{i}"), &[])
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
@@ -514,27 +520,27 @@ fn two_workers_share_the_subscription_and_store_every_frame_once() {
             &telegram(&id, t + k / meters, 4_000_000 + k),
         );
     }
-    let count = || -> usize { workers.iter().map(|w| stored_count(&w.db)).sum() };
-    wait_for("every frame stored", 60, || count() >= total as usize);
+    let db = Path::new(&url);
+    wait_for("every frame stored", 60, || {
+        stored_count(db) >= total as usize
+    });
     std::thread::sleep(Duration::from_millis(500));
-    let mut all: Vec<(String, i64)> = vec![];
-    let mut per_worker = vec![];
-    for w in &workers {
-        let s = stored(&w.db);
-        per_worker.push(s.iter().map(|(_, t)| t.len()).sum::<usize>());
-        for (m, ts) in s {
-            all.extend(ts.into_iter().map(|t| (m.clone(), t)));
-        }
-    }
+    // Each worker committed its share, and together every frame once.
+    let shares: Vec<f64> = workers
+        .iter()
+        .map(|w| metric(w.port, "meterkast_ingest_committed_total"))
+        .collect();
     assert!(
-        per_worker.iter().all(|n| *n > 0),
-        "both workers took a share: {per_worker:?}"
+        shares.iter().all(|n| *n > 0.0),
+        "both took a share: {shares:?}"
     );
-    let n = all.len();
-    all.sort();
-    all.dedup();
-    assert_eq!(n, all.len(), "a frame stored twice");
-    assert_eq!(n, total as usize, "every frame stored");
+    assert_eq!(shares.iter().sum::<f64>(), total as f64, "{shares:?}");
+    let s = stored(db);
+    assert_eq!(s.len(), meters as usize);
+    for (m, ts) in &s {
+        let want: Vec<i64> = (0..total / meters).map(|k| t + k).collect();
+        assert_eq!(ts, &want, "meter {m}");
+    }
     for w in workers {
         w.stop();
     }

@@ -18,8 +18,8 @@ use meterkast_codec::{Decoded, Decoder, Reading, Rejection};
 
 use crate::pipeline::{effective_time, frame_json, submeters_json};
 use crate::store::ingest::{IncomingRef, Ingestor};
-use crate::store::sqlite::SqliteBackend;
 use crate::store::Sample;
+use crate::store::{AnyBackend, Location};
 
 /// Load raw meter captures (any dialect, any size) into the database.
 ///
@@ -38,9 +38,14 @@ pub struct ImportArgs {
     /// Capture files with raw meter output.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// The database file.
-    #[arg(long, env = "MK_DB", default_value = "meterkast.db")]
-    pub db: PathBuf,
+    /// The store: a SQLite file, or postgres://user:password@host/database[?schema=NAME].
+    #[arg(
+        long,
+        env = "MK_DB",
+        default_value = "meterkast.db",
+        hide_env_values = true
+    )]
+    pub db: String,
     /// Telegrams per transaction.
     #[arg(long, default_value_t = 100_000, hide = true)]
     pub batch: usize,
@@ -61,7 +66,8 @@ pub fn run(args: ImportArgs) -> Result<i32> {
             .with_context(|| format!("cannot read {} (does it exist?)", f.display()))?
             .len();
     }
-    let backend = SqliteBackend::open(&args.db)?;
+    let db = Location::parse(&args.db)?;
+    let backend = db.open_backend()?;
     let bar = ProgressBar::new(total_bytes);
     bar.set_style(
         ProgressStyle::with_template(
@@ -126,7 +132,7 @@ pub fn run(args: ImportArgs) -> Result<i32> {
     line.push_str(&format!(
         " in {secs:.1} s ({:.0} telegrams/s) into {}",
         sink.accepted as f64 / secs.max(1e-9),
-        args.db.display()
+        db
     ));
     eprintln!("{line}");
     Ok(0)
@@ -151,7 +157,7 @@ fn is_dsmr_text(path: &Path) -> Result<bool> {
 /// Everything the import accumulates across files: the ingestor, the counters and the
 /// last raw telegram of each meter (for its latest frame).
 struct Sink {
-    ingestor: Ingestor<SqliteBackend>,
+    ingestor: Ingestor<AnyBackend>,
     accepted: u64,
     rejected: HashMap<&'static str, u64>,
     since_commit: usize,

@@ -15,8 +15,7 @@ use crate::http::{self, AppState, Auth, Latest, Metrics};
 use crate::pipeline::{self, Ack, ToStore};
 use crate::source::{self, Ctx, SourceSpec, SourceStatus};
 use crate::store::ingest::{Backend, Ingestor};
-use crate::store::sqlite::{SqliteBackend, SqliteReader};
-use crate::store::StoreRead;
+use crate::store::Location;
 
 /// Run the daemon: read meters, store everything, serve the API.
 ///
@@ -40,9 +39,16 @@ pub struct RunArgs {
     /// A TOML configuration file (see meterkast.example.toml).
     #[arg(long, env = "MK_CONFIG")]
     pub config: Option<PathBuf>,
-    /// The database file [default: meterkast.db; with --demo a fresh temporary file].
-    #[arg(long, env = "MK_DB")]
-    pub db: Option<PathBuf>,
+    /// The store: a SQLite file, or a PostgreSQL database as
+    /// postgres://user:password@host:5432/database[?schema=NAME] (several `meterkast run`
+    /// may share one) [default: meterkast.db; with --demo a fresh temporary file].
+    #[arg(long, env = "MK_DB", hide_env_values = true)]
+    pub db: Option<String>,
+    /// Where files kept beside a PostgreSQL store go, such as the MQTT output's queue
+    /// (with SQLite they go next to the database file) [default: $STATE_DIRECTORY as
+    /// set by systemd, else the current folder].
+    #[arg(long, env = "MK_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Where the API and dashboard listen [default: 127.0.0.1:8080].
     #[arg(long, env = "MK_HTTP")]
     pub http: Option<String>,
@@ -92,8 +98,8 @@ pub struct RunArgs {
     /// --db nothing is stored here.
     #[arg(long, env = "MK_FORWARD", hide_env_values = true)]
     pub forward: Option<String>,
-    /// The forwarder's on-disk queue [default: DB.forward-queue, or
-    /// meterkast.forward-queue without --db].
+    /// The forwarder's on-disk queue [default: DB.forward-queue next to a SQLite file,
+    /// else STATE_DIR/meterkast.forward-queue].
     #[arg(long, env = "MK_FORWARD_QUEUE")]
     pub forward_queue: Option<PathBuf>,
     /// Take frames forwarded by --forward boxes from a shared MQTT 5 subscription and
@@ -116,8 +122,8 @@ pub struct RunArgs {
 /// The settings after merging file, environment and flags.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Database file.
-    pub db: PathBuf,
+    /// The store.
+    pub db: Location,
     /// HTTP listen address.
     pub http: SocketAddr,
     /// Sources.
@@ -157,16 +163,21 @@ impl RunArgs {
             || self.demo
             || ingest_url.is_some();
         let db = match (&self.db, &file.db, self.demo) {
-            (None, None, false) if !store => {
-                std::env::temp_dir().join(format!("meterkast-forwarder-{}.db", std::process::id()))
-            }
-            (Some(d), _, _) => d.clone(),
-            (None, _, true) => {
-                std::env::temp_dir().join(format!("meterkast-demo-{}.db", std::process::id()))
-            }
-            (None, Some(d), false) => d.clone(),
-            (None, None, false) => PathBuf::from("meterkast.db"),
+            (None, None, false) if !store => Location::Sqlite(
+                std::env::temp_dir().join(format!("meterkast-forwarder-{}.db", std::process::id())),
+            ),
+            (Some(d), _, _) => Location::parse(d)?,
+            (None, _, true) => Location::Sqlite(
+                std::env::temp_dir().join(format!("meterkast-demo-{}.db", std::process::id())),
+            ),
+            (None, Some(d), false) => Location::parse(&d.to_string_lossy())?,
+            (None, None, false) => Location::Sqlite(PathBuf::from("meterkast.db")),
         };
+        let state_dir = self
+            .state_dir
+            .clone()
+            .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("."));
         let http_s = self
             .http
             .clone()
@@ -222,7 +233,7 @@ impl RunArgs {
                         .clone()
                         .or(file.mqtt_base_topic.clone()),
                 },
-                &db,
+                &db.state_base(&state_dir),
             )?),
             None => None,
         };
@@ -232,9 +243,12 @@ impl RunArgs {
                     .forward_queue
                     .clone()
                     .or(file.forward_queue.clone())
-                    .unwrap_or_else(|| match store {
-                        true => PathBuf::from(format!("{}.forward-queue", db.display())),
-                        false => PathBuf::from("meterkast.forward-queue"),
+                    .unwrap_or_else(|| {
+                        let base = match store {
+                            true => db.state_base(&state_dir),
+                            false => state_dir.join("meterkast"),
+                        };
+                        PathBuf::from(format!("{}.forward-queue", base.display()))
                     });
                 Some(crate::sink::forward::ForwardSettings::parse(u, &queue)?)
             }
@@ -276,13 +290,13 @@ impl RunArgs {
 
 /// The writer thread: takes readings, commits at least once a second, applies retention.
 fn writer(
-    db: PathBuf,
+    db: Location,
     rx: std_mpsc::Receiver<ToStore>,
     retention_days: u32,
     metrics: Arc<Metrics>,
     ready: std_mpsc::Sender<Result<()>>,
 ) {
-    let mut ing = match SqliteBackend::open(&db).and_then(Ingestor::new) {
+    let mut ing = match db.open_backend().and_then(Ingestor::new) {
         Ok(i) => {
             let _ = ready.send(Ok(()));
             i
@@ -352,7 +366,7 @@ fn writer(
                     acks.clear();
                     received.clear();
                     pending = 0;
-                    tracing::error!("{}: commit failed: {e:#} (is the disk full?)", db.display())
+                    tracing::error!("{db}: commit failed: {e:#} (is the disk full, or the database server away?)")
                 }
             }
             oldest_pending = None;
@@ -459,7 +473,8 @@ async fn serve(settings: Settings) -> Result<()> {
         statuses.push(status.clone());
         let db = settings.db.clone();
         i.setting = Some(Arc::new(move || {
-            SqliteReader::open(&db)?.setting(source::keys::SETTING)
+            // A PostgreSQL client blocks: not on the runtime's own threads.
+            tokio::task::block_in_place(|| db.open_reader()?.setting(source::keys::SETTING))
         }));
         (i, status)
     });
@@ -472,9 +487,10 @@ async fn serve(settings: Settings) -> Result<()> {
     state.metrics = metrics.clone();
     state.homewizard = settings.homewizard.clone();
     if settings.store {
-        let reader = SqliteReader::open(&settings.db)?;
+        // A PostgreSQL client blocks: not on the runtime's own threads.
+        let meters = tokio::task::block_in_place(|| settings.db.open_reader()?.meters())?;
         let mut latest = state.latest.write().expect("latest lock");
-        for m in reader.meters()? {
+        for m in meters {
             if let Some(f) = m.last_frame {
                 let raw = m.last_raw.unwrap_or_default();
                 latest.insert(
@@ -512,7 +528,7 @@ async fn serve(settings: Settings) -> Result<()> {
         eprintln!(
             "meterkast {}: API on http://{addr}/ (database {})",
             env!("CARGO_PKG_VERSION"),
-            settings.db.display()
+            settings.db
         );
     } else {
         eprintln!(
@@ -673,8 +689,8 @@ async fn serve(settings: Settings) -> Result<()> {
     if let Some(t) = writer_thread {
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
-    if !settings.store {
-        let _ = std::fs::remove_file(&settings.db);
+    if let (false, crate::store::Location::Sqlite(p)) = (settings.store, &settings.db) {
+        let _ = std::fs::remove_file(p);
     }
     tracing::info!("stopped cleanly");
     Ok(())

@@ -725,7 +725,7 @@ pub async fn export(
     let id = m.id;
     tokio::task::spawn_blocking(move || {
         let send = |chunk: String| tx.blocking_send(Ok(chunk)).is_ok();
-        let r = match crate::store::sqlite::SqliteReader::open(&db) {
+        let r = match db.open_reader() {
             Ok(r) => r,
             Err(e) => {
                 let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
@@ -756,7 +756,7 @@ pub async fn export(
                 end = st.bucket(end - 1).1.min(st.bucket(to - 1).1);
             }
             match step {
-                Some(st) => match buckets(&r, id, st, t, end.min(to)) {
+                Some(st) => match buckets(&*r, id, st, t, end.min(to)) {
                     Ok(bs) => {
                         for b in bs {
                             if json_lines {

@@ -8,7 +8,6 @@ pub mod live;
 pub mod metrics;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::http::{header, StatusCode};
@@ -19,7 +18,7 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 use crate::source::Status;
-use crate::store::sqlite::SqliteReader;
+use crate::store::{Location, StoreRead};
 
 pub use auth::Auth;
 pub use metrics::Metrics;
@@ -42,9 +41,9 @@ pub struct AppState {
     pub latest: Arc<RwLock<BTreeMap<String, Latest>>>,
     /// Every source's status.
     pub sources: Arc<Vec<Status>>,
-    /// The database file (readers are opened from it and pooled).
-    pub db: PathBuf,
-    readers: Arc<Mutex<Vec<SqliteReader>>>,
+    /// The store (readers are opened from it and pooled).
+    pub db: Location,
+    readers: Arc<Mutex<Vec<Box<dyn StoreRead + Send>>>>,
     /// Accepted frames, as frame JSON, for `/api/v1/live`.
     pub live: broadcast::Sender<Arc<str>>,
     /// Counters for `/metrics`.
@@ -60,7 +59,7 @@ pub struct AppState {
 impl AppState {
     /// State for a database; no sources, no meters yet.
     pub fn new(
-        db: PathBuf,
+        db: Location,
         sources: Vec<Status>,
         auth: Auth,
         shutdown: tokio::sync::watch::Receiver<bool>,
@@ -81,7 +80,7 @@ impl AppState {
     /// Runs `f` with a pooled reader on the blocking pool.
     pub async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&SqliteReader) -> anyhow::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn StoreRead) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
         let pool = self.readers.clone();
         let db = self.db.clone();
@@ -89,9 +88,9 @@ impl AppState {
             let reader = pool.lock().expect("reader pool").pop();
             let reader = match reader {
                 Some(r) => r,
-                None => SqliteReader::open(&db)?,
+                None => db.open_reader()?,
             };
-            let out = f(&reader);
+            let out = f(&*reader);
             let mut p = pool.lock().expect("reader pool");
             if p.len() < 4 {
                 p.push(reader);

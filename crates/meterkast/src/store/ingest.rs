@@ -4,7 +4,7 @@
 //! month. A backend only has to apply the resulting [`WriteBatch`] in one transaction.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -218,6 +218,37 @@ pub trait Backend {
     fn apply(&mut self, batch: &WriteBatch) -> Result<()>;
     /// Drops full-resolution samples older than `t` (roll-ups stay); returns chunks removed.
     fn delete_samples_before(&mut self, t: i64) -> Result<u64>;
+    /// Whether other processes write the same database at once. Then the ingestor
+    /// keeps readings until commit and computes deltas inside
+    /// [`commit_shared`](Self::commit_shared) against the baselines stored at that
+    /// moment, never against its own (possibly stale) memory.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// One commit of a shared store, in one transaction: locks the meter rows of
+    /// `readings` (in id order), stores each reading unless already there, then calls
+    /// `build` with the locked baselines and what was new, and applies its batch.
+    fn commit_shared(
+        &mut self,
+        readings: &[(i64, Sample)],
+        build: &mut dyn FnMut(&Locked) -> WriteBatch,
+    ) -> Result<()> {
+        let _ = (readings, build);
+        anyhow::bail!("this store has a single writer")
+    }
+}
+
+/// What a shared commit learned inside its transaction, with the meter rows locked.
+#[derive(Debug, Default)]
+pub struct Locked {
+    /// Each locked meter's stored baseline (its latest reading, fields carried forward).
+    pub baselines: HashMap<i64, Option<Sample>>,
+    /// The (meter, time) of the readings this commit stored; the others were there already.
+    pub inserted: HashSet<(i64, i64)>,
+    /// For meters with readings in this commit older than every stored one: the
+    /// earliest stored reading (when retention has not removed it). The energy between
+    /// those readings and it was never counted.
+    pub first: HashMap<i64, Sample>,
 }
 
 /// Why a reading was not stored.
@@ -274,8 +305,11 @@ pub struct Ingestor<B: Backend> {
     backend: B,
     meters: HashMap<String, Track>,
     by_source: HashMap<String, String>,
-    pending: HashMap<(i64, Step, i64), (i64, Rollup)>,
+    pending: Pending,
     closed: Vec<ChunkRow>,
+    /// Shared store: readings kept until commit, as (meter id, sample).
+    queued: Vec<(i64, Sample)>,
+    shared: bool,
     /// What happened so far.
     pub stats: IngestStats,
 }
@@ -315,6 +349,94 @@ fn spread(from: i64, to: i64, amount: i64, mut add: impl FnMut(i64, i64)) {
     }
 }
 
+/// Roll-up contributions not yet written, keyed by (meter, step, bucket start), with
+/// the bucket end.
+type Pending = HashMap<(i64, Step, i64), (i64, Rollup)>;
+
+fn add_rollup(pending: &mut Pending, meter: i64, t: i64, f: impl Fn(&mut Rollup)) {
+    for step in Step::ALL {
+        let (start, end) = step.bucket(t);
+        let e = pending
+            .entry((meter, step, start))
+            .or_insert_with(|| (end, Rollup::default()));
+        f(&mut e.1);
+    }
+}
+
+/// The register deltas of one reading against its meter's baseline.
+struct Deltas {
+    /// (index into [`SUMS`], from, to, amount), the first `n` used.
+    d: [(usize, i64, i64, i64); DELTA_FIELDS.len()],
+    n: usize,
+    /// Whether a delta was refused (counter reset, absurd jump, long gap).
+    refused: bool,
+    /// The next baseline: this reading, with missing fields carried forward.
+    base: Sample,
+}
+
+/// Register deltas of `s` against the baseline `prev`.
+fn deltas(prev: Option<&Sample>, s: &Sample) -> Deltas {
+    let mut out = Deltas {
+        d: [(0, 0, 0, 0); DELTA_FIELDS.len()],
+        n: 0,
+        refused: false,
+        base: s.clone(),
+    };
+    let Some(prev) = prev else { return out };
+    for (i, f) in DELTA_FIELDS.iter().enumerate() {
+        let (Some(a), Some(b)) = (prev.get(*f), s.get(*f)) else {
+            continue;
+        };
+        let (from, to) = match (*f, prev.get(F::GasTime), s.get(F::GasTime)) {
+            (F::Gas, Some(pt), Some(ct)) if ct >= pt => (pt, ct),
+            _ => (prev.ts, s.ts),
+        };
+        let d = b - a;
+        if d == 0 {
+            continue;
+        }
+        if to - from > MAX_GAP || !plausible(*f, d, to - from) {
+            out.refused = true;
+            continue;
+        }
+        out.d[out.n] = (i, from, to, d);
+        out.n += 1;
+    }
+    // Carry forward the last known value of each field as the next baseline; refused
+    // deltas reset that register's baseline to the new value.
+    for k in 0..N {
+        if out.base.v[k].is_none() {
+            out.base.v[k] = prev.v[k];
+        }
+    }
+    out
+}
+
+/// Register deltas, spread over the quarter-hours they span.
+fn add_energy(pending: &mut Pending, meter: i64, d: &[(usize, i64, i64, i64)]) {
+    for &(i, from, to, amount) in d {
+        spread(from, to, amount, |q, share| {
+            add_rollup(pending, meter, q, |r| r.sums[i] += share)
+        });
+    }
+}
+
+/// Instantaneous values belong to the bucket they were measured in.
+fn add_instant(pending: &mut Pending, meter: i64, s: &Sample) {
+    let power = s.get(F::Power);
+    let ext: [Option<i64>; 4] = EXTREME_FIELDS.map(|f| s.get(f));
+    add_rollup(pending, meter, s.ts, |r| {
+        r.sums[14] += 1;
+        if let Some(p) = power {
+            r.sums[13] += p;
+        }
+        for (k, x) in ext.iter().enumerate() {
+            r.min[k] = opt(r.min[k], *x, i64::min);
+            r.max[k] = opt(r.max[k], *x, i64::max);
+        }
+    });
+}
+
 impl<B: Backend> Ingestor<B> {
     /// Loads the known meters and their baselines from the backend.
     pub fn new(mut backend: B) -> Result<Self> {
@@ -333,12 +455,15 @@ impl<B: Backend> Ingestor<B> {
                 )
             })
             .collect();
+        let shared = backend.shared();
         Ok(Ingestor {
             backend,
             meters,
             by_source: HashMap::new(),
             pending: HashMap::new(),
             closed: Vec::new(),
+            queued: Vec::new(),
+            shared,
             stats: IngestStats::default(),
         })
     }
@@ -346,17 +471,6 @@ impl<B: Backend> Ingestor<B> {
     /// The backend, for maintenance such as retention.
     pub fn backend_mut(&mut self) -> &mut B {
         &mut self.backend
-    }
-
-    fn add_rollup(&mut self, meter: i64, t: i64, f: impl Fn(&mut Rollup)) {
-        for step in Step::ALL {
-            let (start, end) = step.bucket(t);
-            let e = self
-                .pending
-                .entry((meter, step, start))
-                .or_insert_with(|| (end, Rollup::default()));
-            f(&mut e.1);
-        }
     }
 
     /// Takes one reading. Nothing is written until [`commit`](Self::commit).
@@ -410,48 +524,34 @@ impl<B: Backend> Ingestor<B> {
         let track = self.meters.get_mut(inc.meter).expect("just inserted");
         let id = track.id;
         let s = inc.sample;
+        if self.shared {
+            // Only a reading equal to the committed baseline is surely stored already;
+            // the rest is sorted out at commit, against the baselines stored by then.
+            if track.last.as_ref().is_some_and(|l| l.ts == s.ts) {
+                self.stats.duplicates += 1;
+                return Ok(Outcome::Duplicate);
+            }
+            if track.update.as_ref().is_none_or(|u| s.ts >= u.last_seen) {
+                track.update = Some(PendingUpdate {
+                    last_seen: s.ts,
+                    dialect: inc.dialect,
+                    submeters: inc.submeters,
+                    frame: inc.frame,
+                    raw: inc.raw,
+                });
+            }
+            self.queued.push((id, s));
+            return Ok(Outcome::Stored);
+        }
         if let Some(last) = &track.last {
             if s.ts <= last.ts {
                 self.stats.duplicates += 1;
                 return Ok(Outcome::Duplicate);
             }
         }
-        // Register deltas against the baseline, spread over the quarter-hours they span.
-        let mut deltas = [(0usize, 0i64, 0i64, 0i64); DELTA_FIELDS.len()];
-        let mut n_deltas = 0;
-        let mut refused = 0;
-        if let Some(prev) = &track.last {
-            for (i, f) in DELTA_FIELDS.iter().enumerate() {
-                let (Some(a), Some(b)) = (prev.get(*f), s.get(*f)) else {
-                    continue;
-                };
-                let (from, to) = match (*f, prev.get(F::GasTime), s.get(F::GasTime)) {
-                    (F::Gas, Some(pt), Some(ct)) if ct >= pt => (pt, ct),
-                    _ => (prev.ts, s.ts),
-                };
-                let d = b - a;
-                if d == 0 {
-                    continue;
-                }
-                if to - from > MAX_GAP || !plausible(*f, d, to - from) {
-                    refused += 1;
-                    continue;
-                }
-                deltas[n_deltas] = (i, from, to, d);
-                n_deltas += 1;
-            }
-        }
-        // Carry forward the last known value of each field as the next baseline.
-        let mut base = s.clone();
-        if let Some(prev) = &track.last {
-            for k in 0..N {
-                if base.v[k].is_none() {
-                    base.v[k] = prev.v[k];
-                }
-            }
-        }
+        let step = deltas(track.last.as_ref(), &s);
         // Refused deltas reset that register's baseline to the new value (done by `base`).
-        track.last = Some(base.clone());
+        track.last = Some(step.base);
         // The chunk of full-resolution samples.
         let open = track.open.get_or_insert_with(|| OpenChunk {
             start: s.ts,
@@ -478,25 +578,9 @@ impl<B: Backend> Ingestor<B> {
             frame: inc.frame,
             raw: inc.raw,
         });
-        self.stats.refused_deltas += u64::from(refused > 0);
-        for &(i, from, to, d) in &deltas[..n_deltas] {
-            spread(from, to, d, |q, share| {
-                self.add_rollup(id, q, |r| r.sums[i] += share)
-            });
-        }
-        // Instantaneous values belong to the bucket they were measured in.
-        let power = s.get(F::Power);
-        let ext: [Option<i64>; 4] = EXTREME_FIELDS.map(|f| s.get(f));
-        self.add_rollup(id, s.ts, |r| {
-            r.sums[14] += 1;
-            if let Some(p) = power {
-                r.sums[13] += p;
-            }
-            for (k, x) in ext.iter().enumerate() {
-                r.min[k] = opt(r.min[k], *x, i64::min);
-                r.max[k] = opt(r.max[k], *x, i64::max);
-            }
-        });
+        self.stats.refused_deltas += u64::from(step.refused);
+        add_energy(&mut self.pending, id, &step.d[..step.n]);
+        add_instant(&mut self.pending, id, &s);
         self.stats.stored += 1;
         Ok(Outcome::Stored)
     }
@@ -511,25 +595,16 @@ impl<B: Backend> Ingestor<B> {
 
     /// Writes everything taken since the last commit, in one transaction.
     pub fn commit(&mut self) -> Result<()> {
+        if self.shared {
+            return self.commit_shared();
+        }
         let mut batch = WriteBatch {
             chunks: std::mem::take(&mut self.closed),
             ..Default::default()
         };
         for t in self.meters.values_mut() {
             if let Some(u) = t.update.take() {
-                let mut state = ChunkWriter::new();
-                if let Some(base) = &t.last {
-                    state.push(base);
-                }
-                let u = MeterUpdate {
-                    meter: t.id,
-                    last_seen: u.last_seen,
-                    dialect: u.dialect.into_owned(),
-                    submeters: u.submeters.to_string(),
-                    frame: u.frame,
-                    raw: u.raw,
-                    state: state.bytes().to_vec(),
-                };
+                let u = meter_update(t.id, u.last_seen, &u, t.last.as_ref());
                 if let Some(o) = &t.open {
                     batch.chunks.push(ChunkRow {
                         meter: t.id,
@@ -552,6 +627,107 @@ impl<B: Backend> Ingestor<B> {
             return Ok(());
         }
         self.backend.apply(&batch)
+    }
+
+    /// [`commit`](Self::commit) for a store other processes write too: deltas against
+    /// the baselines locked in the transaction, so that each reading counts once
+    /// whichever process stores it, and however often it is delivered.
+    fn commit_shared(&mut self) -> Result<()> {
+        let mut readings = std::mem::take(&mut self.queued);
+        let updates: HashMap<i64, PendingUpdate> = self
+            .meters
+            .values_mut()
+            .filter_map(|t| t.update.take().map(|u| (t.id, u)))
+            .collect();
+        if readings.is_empty() {
+            return Ok(());
+        }
+        readings.sort_by_key(|(m, s)| (*m, s.ts));
+        let delivered = readings.len();
+        readings.dedup_by_key(|(m, s)| (*m, s.ts));
+        let repeated = (delivered - readings.len()) as u64;
+        let mut stats = IngestStats::default();
+        let mut baselines: HashMap<i64, Sample> = HashMap::new();
+        self.backend.commit_shared(&readings, &mut |locked| {
+            stats = IngestStats::default();
+            baselines.clear();
+            let mut pending = Pending::new();
+            let mut batch = WriteBatch::default();
+            for group in readings.chunk_by(|a, b| a.0 == b.0) {
+                let id = group[0].0;
+                let mut last = locked.baselines.get(&id).cloned().flatten();
+                let first = locked.first.get(&id);
+                let new = |s: &Sample| locked.inserted.contains(&(id, s.ts));
+                let mut advanced = false;
+                for (k, (_, s)) in group.iter().enumerate() {
+                    if !new(s) {
+                        stats.duplicates += 1;
+                        continue;
+                    }
+                    stats.stored += 1;
+                    // Newer than the baseline: its delta counts and it becomes the
+                    // baseline. Older (another process stored a later one first): the
+                    // delta across it already counted its energy, unless it is older
+                    // than every stored reading: then the delta up to the next one counts.
+                    if last.as_ref().is_none_or(|l| s.ts > l.ts) {
+                        let d = deltas(last.as_ref(), s);
+                        stats.refused_deltas += u64::from(d.refused);
+                        add_energy(&mut pending, id, &d.d[..d.n]);
+                        last = Some(d.base);
+                        advanced = true;
+                    } else if let Some(f) = first.filter(|f| s.ts < f.ts) {
+                        let next = group[k + 1..]
+                            .iter()
+                            .map(|r| &r.1)
+                            .find(|r| r.ts < f.ts && new(r))
+                            .unwrap_or(f);
+                        let d = deltas(Some(s), next);
+                        stats.refused_deltas += u64::from(d.refused);
+                        add_energy(&mut pending, id, &d.d[..d.n]);
+                    }
+                    add_instant(&mut pending, id, s);
+                }
+                let Some(base) = last else { continue };
+                if let (true, Some(u)) = (advanced, updates.get(&id)) {
+                    batch.meters.push(meter_update(id, base.ts, u, Some(&base)));
+                }
+                baselines.insert(id, base);
+            }
+            batch.rollups = pending.drain().map(|(k, (end, r))| (k, end, r)).collect();
+            batch.rollups.sort_by_key(|(k, _, _)| *k);
+            batch
+        })?;
+        for t in self.meters.values_mut() {
+            if let Some(b) = baselines.remove(&t.id) {
+                t.last = Some(b);
+            }
+        }
+        self.stats.stored += stats.stored;
+        self.stats.duplicates += stats.duplicates + repeated;
+        self.stats.refused_deltas += stats.refused_deltas;
+        Ok(())
+    }
+}
+
+/// The meter row's new state: the latest reading's frame and the delta baseline.
+fn meter_update(
+    meter: i64,
+    last_seen: i64,
+    u: &PendingUpdate,
+    base: Option<&Sample>,
+) -> MeterUpdate {
+    let mut state = ChunkWriter::new();
+    if let Some(base) = base {
+        state.push(base);
+    }
+    MeterUpdate {
+        meter,
+        last_seen,
+        dialect: u.dialect.to_string(),
+        submeters: u.submeters.to_string(),
+        frame: u.frame.clone(),
+        raw: u.raw.clone(),
+        state: state.bytes().to_vec(),
     }
 }
 

@@ -1,8 +1,10 @@
 //! The store: full-resolution samples for a retention window and roll-ups kept
-//! forever, behind small traits so a second backend (PostgreSQL) fits beside SQLite.
+//! forever, behind small traits: SQLite for one house, PostgreSQL for many meters.
 
 pub mod calendar;
 pub mod ingest;
+pub mod location;
+pub mod postgres;
 pub mod sample;
 pub mod sqlite;
 
@@ -10,6 +12,7 @@ use anyhow::Result;
 
 pub use calendar::Step;
 pub use ingest::{Incoming, Ingestor, Outcome, Rollup};
+pub use location::{AnyBackend, Location};
 pub use sample::Sample;
 
 /// A meter as the store knows it.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod pg;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -67,13 +68,20 @@ impl Daemon {
     /// Starts `meterkast run` with a database in `dir`, the given sources and extra
     /// environment, and waits until its HTTP side answers.
     pub fn start(dir: &Path, sources: &[String], env: &[(&str, &str)]) -> Daemon {
-        let db = dir.join("meterkast.db");
+        Daemon::start_db(dir, &dir.join("meterkast.db"), sources, env)
+    }
+
+    /// [`start`](Self::start) with the given `--db` (a file or a `postgres://` URL);
+    /// the log still goes to `dir`.
+    pub fn start_db(dir: &Path, db: &Path, sources: &[String], env: &[(&str, &str)]) -> Daemon {
         let mut args = vec!["--db".to_string(), db.display().to_string()];
         for s in sources {
             args.push("--source".into());
             args.push(s.clone());
         }
-        Daemon::run(dir, &args, env)
+        let mut d = Daemon::run(dir, &args, env);
+        d.db = db.to_path_buf();
+        d
     }
 
     /// Starts `meterkast run` with exactly these arguments (and `--http`), logging to
