@@ -221,6 +221,7 @@ pub async fn run(s: IngestSettings, mut ctx: Ctx) -> Result<()> {
     };
     let mut feeders: HashMap<String, Feeder> = HashMap::new();
     let mut last_error: Option<String> = None;
+    let mut session = "new session";
     loop {
         let ev = tokio::select! {
             e = events.poll() => e,
@@ -229,18 +230,11 @@ pub async fn run(s: IngestSettings, mut ctx: Ctx) -> Result<()> {
         match ev {
             Ok(Event::Incoming(Packet::ConnAck(c))) => {
                 last_error = None;
-                ctx.set_connected(
-                    true,
-                    &format!(
-                        "{} ({})",
-                        s.client_id,
-                        if c.session_present {
-                            "session resumed"
-                        } else {
-                            "new session"
-                        }
-                    ),
-                );
+                session = if c.session_present {
+                    "session resumed"
+                } else {
+                    "new session"
+                };
                 client.subscribe(shared.as_str(), QoS::AtLeastOnce).await?;
             }
             Ok(Event::Incoming(Packet::SubAck(a))) => {
@@ -253,6 +247,8 @@ pub async fn run(s: IngestSettings, mut ctx: Ctx) -> Result<()> {
                         "the broker refused the subscription to {shared} ({bad:?}): it needs MQTT 5 shared subscriptions and read access to the topic for this user"
                     );
                 }
+                // Up once the subscription holds: from now on nothing published is missed.
+                ctx.set_connected(true, &format!("{} ({session})", s.client_id));
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let topic = String::from_utf8_lossy(&p.topic).into_owned();
