@@ -92,8 +92,30 @@ pub struct FileConfig {
     pub ingest_client_id: Option<String>,
     /// A keys file with per-meter keys for ingest.
     pub keys: Option<PathBuf>,
+    /// SQL history databases to write every reading to (`mysql://…`, `postgres://…`):
+    /// one URL or a list.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub sql_sink: Vec<String>,
+    /// The SQL history table (default `meter_readings`).
+    pub sql_table: Option<String>,
+    /// The SQL history interval table's bucket (default `5m`).
+    pub sql_interval: Option<String>,
     /// Prices for costs (the dashboard can change them; its changes win).
     pub prices: Option<crate::prices::Prices>,
+}
+
+/// A string or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 impl FileConfig {
@@ -129,5 +151,17 @@ mod tests {
             c.sources[1].url(),
             "tcp://h:2?key=00112233445566778899AABBCCDDEEFF"
         );
+    }
+
+    #[test]
+    fn sql_sinks_are_one_url_or_a_list() {
+        let c: FileConfig = toml::from_str("sql_sink = 'mysql://h/db'").unwrap();
+        assert_eq!(c.sql_sink, ["mysql://h/db"]);
+        let c: FileConfig =
+            toml::from_str("sql_sink = ['mysql://h/db', 'postgres://h/db']\nsql_table = 't'")
+                .unwrap();
+        assert_eq!(c.sql_sink.len(), 2);
+        assert_eq!(c.sql_table.as_deref(), Some("t"));
+        assert!(toml::from_str::<FileConfig>("sql_sink = 5").is_err());
     }
 }

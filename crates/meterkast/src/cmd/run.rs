@@ -117,6 +117,24 @@ pub struct RunArgs {
     /// Per-meter keys for --ingest (TOML: [[meter]] id = "..." key = "..." auth_key = "...").
     #[arg(long, env = "MK_KEYS")]
     pub keys: Option<PathBuf>,
+    /// Also write every reading to a MariaDB/MySQL or PostgreSQL table, and one row per
+    /// meter and interval to a second one (tables created if missing):
+    /// mysql://user:password@host:3306/database (or mariadb://),
+    /// postgres://user:password@host:5432/database; repeat for several.
+    #[arg(
+        long = "sql-sink",
+        env = "MK_SQL_SINK",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub sql_sinks: Vec<String>,
+    /// The SQL history table, optionally schema.table [default: meter_readings]; the
+    /// interval table gets a suffix (meter_readings_5min).
+    #[arg(long, env = "MK_SQL_TABLE")]
+    pub sql_table: Option<String>,
+    /// The interval table's bucket, from 1m to 24h [default: 5m].
+    #[arg(long, env = "MK_SQL_INTERVAL")]
+    pub sql_interval: Option<String>,
 }
 
 /// The settings after merging file, environment and flags.
@@ -144,6 +162,8 @@ pub struct Settings {
     pub forward: Option<crate::sink::forward::ForwardSettings>,
     /// The ingest worker, if any.
     pub ingest: Option<source::ingest::IngestSettings>,
+    /// The SQL history sinks.
+    pub sql: Vec<crate::sink::sql::SqlSettings>,
 }
 
 impl RunArgs {
@@ -272,6 +292,24 @@ impl RunArgs {
                 None
             }
         };
+        let sql_urls = if self.sql_sinks.is_empty() {
+            &file.sql_sink
+        } else {
+            &self.sql_sinks
+        };
+        let sql_table = self.sql_table.clone().or(file.sql_table.clone());
+        let sql_interval = self.sql_interval.clone().or(file.sql_interval.clone());
+        let sql = sql_urls
+            .iter()
+            .map(|u| {
+                crate::sink::sql::SqlSettings::parse(
+                    u,
+                    sql_table.as_deref(),
+                    sql_interval.as_deref(),
+                    &db.state_base(&state_dir),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Settings {
             store,
             forward,
@@ -284,6 +322,7 @@ impl RunArgs {
             auth,
             homewizard: self.homewizard.settings(&file),
             mqtt,
+            sql,
         })
     }
 }
@@ -566,6 +605,19 @@ async fn serve(settings: Settings) -> Result<()> {
         None => None,
     };
     let (forward_tx, forward_task) = forward.unzip();
+    let mut sql_sinks = Vec::new();
+    let mut sql_threads = Vec::new();
+    for s in settings.sql.clone() {
+        eprintln!(
+            "  SQL history to {} (tables {} and {})",
+            s.shown,
+            s.table,
+            s.bucket_table()
+        );
+        let (sink, thread) = crate::sink::sql::start(s, metrics.sql.clone())?;
+        sql_sinks.push(sink);
+        sql_threads.push(thread);
+    }
     let mut tasks = Vec::new();
     let ctx = |status| Ctx {
         tx: frame_tx.clone(),
@@ -644,6 +696,10 @@ async fn serve(settings: Settings) -> Result<()> {
                     }
                     let _ = state.live.send(frame);
                 }
+                for sink in &sql_sinks {
+                    // Never waits: the sink queues on disk by itself.
+                    sink.offer(crate::sink::sql::SqlRow::new(&inc));
+                }
                 let _ = bridge_tx.send(raw);
                 let Some(tx) = store_tx.clone() else {
                     continue;
@@ -674,6 +730,10 @@ async fn serve(settings: Settings) -> Result<()> {
     if let Some(t) = forward_task {
         // The sources are done: the forwarder queues the last frames and ends.
         let _ = tokio::time::timeout(Duration::from_secs(6), t).await;
+    }
+    // The pipeline dropped the SQL sinks: they write out their queues and end.
+    for t in sql_threads {
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
     if let Some(t) = mqtt_task {
         // The pipeline dropped its sender: the sink flushes, says offline and ends.

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub committed: AtomicU64,
     /// Receive-to-commit latency of committed readings.
     pub commit_latency: Histogram,
+    /// The SQL history sinks.
+    pub sql: std::sync::Arc<crate::sink::sql::SqlMetrics>,
 }
 
 /// The upper bounds of the commit latency buckets, seconds.
@@ -156,6 +158,7 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     );
     m.commit_latency
         .render(&mut out, "meterkast_ingest_commit_latency_seconds");
+    m.sql.render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

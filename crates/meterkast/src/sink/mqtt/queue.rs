@@ -130,7 +130,7 @@ pub struct DiskQueue {
     max_bytes: u64,
     /// Acknowledgements still due for sent records that were dropped for space.
     stale_acks: u64,
-    /// Records dropped for space since the last warning.
+    /// Records dropped for space.
     dropped: u64,
     /// When the head was last written down; it is written at most once a second
     /// (a crash re-sends up to a second of messages: at least once).
@@ -145,7 +145,7 @@ fn open_rw(path: &Path) -> Result<File> {
         .create(true)
         .truncate(false)
         .open(path)
-        .with_context(|| format!("cannot open the MQTT queue {}", path.display()))
+        .with_context(|| format!("cannot open the queue file {}", path.display()))
 }
 
 impl DiskQueue {
@@ -211,6 +211,11 @@ impl DiskQueue {
         self.end - self.head
     }
 
+    /// Messages dropped so far to stay within the bound.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
     /// Whether every message has been acknowledged.
     pub fn is_empty(&self) -> bool {
         self.head == self.end
@@ -245,7 +250,8 @@ impl DiskQueue {
         self.dropped += 1;
         if self.dropped == 1 || self.dropped.is_multiple_of(10_000) {
             tracing::warn!(
-                "MQTT queue full ({} MB): dropped {} of the oldest messages",
+                "{}: queue full ({} MB): dropped {} of the oldest messages",
+                self.path.display(),
                 self.max_bytes >> 20,
                 self.dropped
             );
