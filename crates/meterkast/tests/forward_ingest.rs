@@ -91,6 +91,14 @@ fn ready(sub: &Client, seen: &Seen, topic: &str) {
     seen.lock().unwrap().clear();
 }
 
+/// A broker (with `extra` settings) and a subscriber on `meters/#`, ready.
+fn watched_broker(dir: &Path, id: &str, extra: &str) -> (Broker, Client, Seen) {
+    let broker = Broker::start_with(dir, free_port(), extra);
+    let (sub, seen) = subscribe(broker.port, id, "meters/#");
+    ready(&sub, &seen, "meters/probe");
+    (broker, sub, seen)
+}
+
 /// A publisher standing in for house boxes (QoS 1, MQTT 5).
 fn publisher(port: u16) -> Client {
     let o = MqttOptions::new(format!("t-pub-{port}"), "127.0.0.1", port);
@@ -211,9 +219,7 @@ fn stored_count(db: &Path) -> usize {
 #[ignore = "needs mosquitto; .ci/run runs it"]
 fn the_forwarder_publishes_every_frame_as_received_with_its_receive_time() {
     let dir = tmpdir("fwd-publish");
-    let broker = Broker::start(&dir, free_port());
-    let (sub, seen) = subscribe(broker.port, "t-fwd-sub", "meters/#");
-    ready(&sub, &seen, "meters/probe");
+    let (broker, _sub, seen) = watched_broker(&dir, "t-fwd-sub", "");
     let (d, mut c, source) = forwarder(&dir, broker.port);
     let t = t0();
     let mut sent = vec![];
@@ -251,9 +257,7 @@ fn the_forwarder_publishes_every_frame_as_received_with_its_receive_time() {
 #[ignore = "needs mosquitto; .ci/run runs it"]
 fn a_broker_outage_loses_no_frame_and_keeps_their_order() {
     let dir = tmpdir("fwd-outage");
-    let broker = Broker::start(&dir, free_port());
-    let (sub, seen) = subscribe(broker.port, "t-outage-sub", "meters/#");
-    ready(&sub, &seen, "meters/probe");
+    let (broker, _sub, seen) = watched_broker(&dir, "t-outage-sub", "");
     let (d, mut c, _) = forwarder(&dir, broker.port);
     let t = t0();
     let frame = |k: i64| telegram("M1", t + k, 2_000_000 + k);
@@ -356,9 +360,7 @@ fn an_encrypted_meter_is_forwarded_without_its_key_and_stored_with_it() {
     let key = "D491470F47126332B07D1923B3504188";
     let capture = dir.join("smarty.bin");
     let out = simulate("smarty", key, &capture);
-    let broker = Broker::start_with(&dir, free_port(), LIMITS);
-    let (sub, seen) = subscribe(broker.port, "t-smarty-sub", "meters/#");
-    ready(&sub, &seen, "meters/probe");
+    let (broker, _sub, seen) = watched_broker(&dir, "t-smarty-sub", LIMITS);
     let keys = dir.join("keys.toml");
     // Keyed by the system title as the meter prints it.
     let w_dir = dir.join("centre");
