@@ -31,5 +31,5 @@ pub use dlms::Keys;
 pub use model::{Dialect, Object, ObjectMap, Security, Telegram, Value};
 pub use obis::Obis;
 pub use reading::{External, Reading};
-pub use stream::{Decoded, Decoder, Rejection, Stats};
+pub use stream::{Decoded, Decoder, Rejection, Stats, WireFrame};
 pub use time::Timestamp;

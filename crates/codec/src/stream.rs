@@ -64,9 +64,25 @@ pub struct Decoded<'a> {
     /// The raw telegram text for DSMR (for encrypted DSMR the decrypted text); the
     /// frame bytes (all segments) for DLMS.
     pub raw: &'a [u8],
+    /// The frame exactly as it came from the meter: the telegram text for DSMR, the
+    /// frame bytes (all segments, still encrypted) for DLMS. What a forwarder sends on.
+    pub wire: &'a [u8],
+    /// The sender's system title, for ciphered DLMS frames.
+    pub system_title: Option<[u8; 8]>,
     /// Something suspicious that did not stop the frame (a frame counter that did not
     /// increase).
     pub warning: Option<Rejection>,
+}
+
+/// A whole frame that was rejected after framing (no key, wrong key, undecodable
+/// content): its bytes as they came from the meter and, if ciphered, the sender's
+/// system title. See [`Decoder::rejected_frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireFrame<'a> {
+    /// The frame bytes (all segments).
+    pub bytes: &'a [u8],
+    /// The sender's system title, for ciphered frames.
+    pub system_title: Option<[u8; 8]>,
 }
 
 /// Counters of what the decoder has seen.
@@ -292,6 +308,8 @@ pub struct Decoder {
     skipped: u64,
     session: Session,
     raw: Vec<u8>,
+    /// The last rejection was a whole frame (in `raw`), with this system title.
+    rejected: Option<Option<[u8; 8]>>,
     stats: Stats,
 }
 
@@ -310,6 +328,7 @@ impl Default for Decoder {
             skipped: 0,
             session: Session::default(),
             raw: Vec::new(),
+            rejected: None,
             stats: Stats::default(),
         }
     }
@@ -565,9 +584,20 @@ impl Decoder {
         }
     }
 
+    /// After [`next`](Self::next) returned a rejection: the rejected frame, when it
+    /// was whole and only its content failed (`no_key`, `key`, `authentication`,
+    /// `cosem`, ...). A forwarder without keys sends such frames on as they came.
+    pub fn rejected_frame(&self) -> Option<WireFrame<'_>> {
+        self.rejected.map(|system_title| WireFrame {
+            bytes: &self.raw,
+            system_title,
+        })
+    }
+
     /// The next decoded frame or rejection; `None` when more bytes are needed.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<Result<Decoded<'_>, Rejection>> {
+        self.rejected = None;
         loop {
             if self.dsmr_mode {
                 return self.next_dsmr();
@@ -582,6 +612,7 @@ impl Decoder {
                 Step::Ready => break,
             }
         }
+        let system_title = self.session.ready_system_title();
         match self.session.decode() {
             Ok(d) => {
                 self.stats.accepted += 1;
@@ -591,12 +622,15 @@ impl Decoder {
                 Some(Ok(Decoded {
                     telegram: d.telegram,
                     raw: d.plaintext.unwrap_or(&self.raw),
+                    wire: &self.raw,
+                    system_title,
                     warning: d.warning,
                 }))
             }
             Err(e) => {
                 let r = Rejection::from(e);
                 self.stats.count_rejection(r.cause);
+                self.rejected = Some(system_title);
                 Some(Err(r))
             }
         }
@@ -617,6 +651,8 @@ impl Decoder {
                 Ok(telegram) => Ok(Decoded {
                     telegram,
                     raw: raw.raw,
+                    wire: raw.raw,
+                    system_title: None,
                     warning: None,
                 }),
                 Err(e) => Err(Rejection {

@@ -642,3 +642,52 @@ fn smarty_frames_as_hex_lines_and_back_to_back_binary() {
     assert_eq!(out.telegrams.len(), 2, "{:?}", out.rejections);
     assert!(out.telegrams[0].security.as_ref().unwrap().authenticated);
 }
+
+#[test]
+fn a_frame_that_cannot_be_decrypted_still_gives_its_wire_bytes_and_sender() {
+    let (bin, keys) = nexxtlab();
+    let title = *b"SAGgp\x01\xbdT";
+
+    // No key (a forwarder at the house): rejected, but the frame is whole and routable.
+    let mut d = Decoder::new();
+    d.push(&bin);
+    d.finish();
+    let r = d.next().unwrap().unwrap_err();
+    assert_eq!(r.cause, "no_key");
+    let w = d.rejected_frame().expect("the rejected frame");
+    assert_eq!(w.bytes, &bin[..]);
+    assert_eq!(w.system_title, Some(title));
+    assert!(d.next().is_none());
+    assert!(
+        d.rejected_frame().is_none(),
+        "only right after the rejection"
+    );
+
+    // With the key: decrypted text in `raw`, the frame as sent in `wire`.
+    let mut d = Decoder::with_keys(keys);
+    d.push(&bin);
+    d.finish();
+    let f = d.next().unwrap().unwrap();
+    assert_eq!(f.wire, &bin[..]);
+    assert_eq!(f.system_title, Some(title));
+    assert!(f.raw.starts_with(b"/"), "decrypted DSMR text");
+    assert_ne!(f.raw, f.wire);
+
+    // Noise is no frame: nothing to forward.
+    let mut d = Decoder::new();
+    d.push(b"\x01\x02garbage");
+    d.finish();
+    while d.next().is_some() {
+        assert!(d.rejected_frame().is_none());
+    }
+
+    // DSMR text: the wire bytes are the telegram as sent.
+    let text = std::fs::read(corpus().join("dsmr/dsmr_parser_v5.txt")).unwrap();
+    let mut d = Decoder::new();
+    d.push(&text);
+    d.finish();
+    let f = d.next().unwrap().unwrap();
+    assert_eq!(f.wire, f.raw);
+    assert!(text.starts_with(f.wire), "the telegram's own bytes");
+    assert_eq!(f.system_title, None);
+}

@@ -82,6 +82,18 @@ pub struct FileConfig {
     pub mqtt_client_id: Option<String>,
     /// MQTT base topic.
     pub mqtt_base_topic: Option<String>,
+    /// Forward every frame as received to this MQTT topic (`mqtt://broker/meters/{meter}`).
+    pub forward: Option<String>,
+    /// The forwarder's on-disk queue.
+    pub forward_queue: Option<PathBuf>,
+    /// Take forwarded frames from this MQTT topic filter (`mqtt://broker/meters/+`).
+    pub ingest: Option<String>,
+    /// The shared subscription's group (default `meterkast`).
+    pub ingest_group: Option<String>,
+    /// The ingest worker's MQTT client id (default: host name and group).
+    pub ingest_client_id: Option<String>,
+    /// A keys file with per-meter keys for ingest.
+    pub keys: Option<PathBuf>,
     /// SQL history databases to write every reading to (`mysql://…`, `postgres://…`):
     /// one URL or a list.
     #[serde(default, deserialize_with = "one_or_many")]

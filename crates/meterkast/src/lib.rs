@@ -9,6 +9,7 @@ pub mod config;
 pub mod http;
 pub mod json;
 pub mod mdns;
+pub mod mqtt_url;
 pub mod pipeline;
 pub mod prices;
 pub mod sim;

@@ -114,6 +114,8 @@ pub struct ToStore {
     pub incoming: Incoming,
     /// Run after the commit that holds it.
     pub ack: Option<Ack>,
+    /// When its frame was received (unix milliseconds), for the commit latency metric.
+    pub received_ms: Option<i64>,
 }
 
 #[cfg(test)]

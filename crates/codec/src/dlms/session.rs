@@ -171,6 +171,29 @@ impl Session {
         Ok(true)
     }
 
+    /// The message completed by the last `push_*` call, not yet decoded.
+    fn ready_message(&self) -> Option<(&[u8], Transport)> {
+        let (which, t) = self.ready?;
+        let msg = match which {
+            Ready::Mbus => self.mbus.message(),
+            Ready::Hdlc => self.hdlc.message(),
+            Ready::Apdu => &self.apdu,
+            Ready::Gbt => self.gbt.message(),
+        };
+        Some((msg, t))
+    }
+
+    /// The system title of the message completed by the last `push_*` call, if it is
+    /// ciphered: known without any key, so a frame can be routed by its sender even
+    /// where it cannot be decrypted.
+    pub fn ready_system_title(&self) -> Option<[u8; 8]> {
+        let (msg, _) = self.ready_message()?;
+        if msg.first() != Some(&cipher::GLO_TAG) {
+            return None;
+        }
+        cipher::parse(msg).ok().map(|(c, _)| c.system_title)
+    }
+
     /// Decrypts and decodes the message completed by the last `push_*` call.
     pub fn decode(&mut self) -> Result<Decrypted<'_>, DlmsError> {
         let Some((which, t)) = self.ready.take() else {

@@ -25,6 +25,12 @@ use crate::store::Location;
 ///   meterkast run --source tcp://192.168.1.20:23 --http 0.0.0.0:8080
 ///   meterkast run --config /etc/meterkast/meterkast.toml
 ///
+/// Many meters, many machines (see the README, "Forwarder and ingest workers"):
+///   meterkast run --source serial:///dev/ttyUSB0 --forward mqtt://broker/meters/{meter}
+///                                             at each meter: no database, no keys
+///   meterkast run --ingest mqtt://broker/meters/+ --keys keys.toml --db DB
+///                                             in the centre: as many as needed
+///
 /// Sources are URLs (serial, tcp, mqtt, file, http, sim); see meterkast.example.toml.
 /// Several sources mean several meters.
 #[derive(Args, Debug, Default)]
@@ -87,6 +93,30 @@ pub struct RunArgs {
     /// The base topic [default: the URL's path, else meterkast].
     #[arg(long, env = "MK_MQTT_BASE_TOPIC")]
     pub mqtt_base_topic: Option<String>,
+    /// Forward every frame exactly as received (MQTT 5, QoS 1, queued on disk while
+    /// the broker is away): mqtt://[user:pass@]broker[:port]/meters/{meter}. Without
+    /// --db nothing is stored here.
+    #[arg(long, env = "MK_FORWARD", hide_env_values = true)]
+    pub forward: Option<String>,
+    /// The forwarder's on-disk queue [default: DB.forward-queue next to a SQLite file,
+    /// else STATE_DIR/meterkast.forward-queue].
+    #[arg(long, env = "MK_FORWARD_QUEUE")]
+    pub forward_queue: Option<PathBuf>,
+    /// Take frames forwarded by --forward boxes from a shared MQTT 5 subscription and
+    /// store them: mqtt://[user:pass@]broker[:port]/meters/+. Start several workers
+    /// with the same group to share the load.
+    #[arg(long, env = "MK_INGEST", hide_env_values = true)]
+    pub ingest: Option<String>,
+    /// The shared subscription's group ($share/GROUP/...) [default: meterkast].
+    #[arg(long, env = "MK_INGEST_GROUP")]
+    pub ingest_group: Option<String>,
+    /// The ingest worker's MQTT client id; keep it across restarts so the broker keeps
+    /// what the worker has not stored [default: meterkast-HOSTNAME-GROUP].
+    #[arg(long, env = "MK_INGEST_CLIENT_ID")]
+    pub ingest_client_id: Option<String>,
+    /// Per-meter keys for --ingest (TOML: [[meter]] id = "..." key = "..." auth_key = "...").
+    #[arg(long, env = "MK_KEYS")]
+    pub keys: Option<PathBuf>,
     /// Also write every reading to a MariaDB/MySQL or PostgreSQL table, and one row per
     /// meter and interval to a second one (tables created if missing):
     /// mysql://user:password@host:3306/database (or mariadb://),
@@ -126,6 +156,12 @@ pub struct Settings {
     pub homewizard: http::homewizard::HwSettings,
     /// The MQTT output, if any.
     pub mqtt: Option<crate::sink::mqtt::MqttSettings>,
+    /// Whether readings are stored (not in a forwarder without a database).
+    pub store: bool,
+    /// The forwarder, if any.
+    pub forward: Option<crate::sink::forward::ForwardSettings>,
+    /// The ingest worker, if any.
+    pub ingest: Option<source::ingest::IngestSettings>,
     /// The SQL history sinks.
     pub sql: Vec<crate::sink::sql::SqlSettings>,
 }
@@ -137,7 +173,19 @@ impl RunArgs {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
         };
+        let forward_url = self.forward.clone().or(file.forward.clone());
+        let ingest_url = self.ingest.clone().or(file.ingest.clone());
+        // A forwarder without a database stores nothing: its API shows live readings
+        // from an empty store no writer touches.
+        let store = forward_url.is_none()
+            || self.db.is_some()
+            || file.db.is_some()
+            || self.demo
+            || ingest_url.is_some();
         let db = match (&self.db, &file.db, self.demo) {
+            (None, None, false) if !store => Location::Sqlite(
+                std::env::temp_dir().join(format!("meterkast-forwarder-{}.db", std::process::id())),
+            ),
             (Some(d), _, _) => Location::parse(d)?,
             (None, _, true) => Location::Sqlite(
                 std::env::temp_dir().join(format!("meterkast-demo-{}.db", std::process::id())),
@@ -167,7 +215,7 @@ impl RunArgs {
         if self.demo && urls.is_empty() {
             urls.push("sim://dsmr5?seed=1&backfill=7d".into());
         }
-        if urls.is_empty() {
+        if urls.is_empty() && ingest_url.is_none() {
             bail!("no source given: add --source serial:///dev/ttyUSB0 (or tcp://bridge:23, ...), a config file with sources, or try --demo");
         }
         let sources = urls
@@ -210,6 +258,41 @@ impl RunArgs {
             )?),
             None => None,
         };
+        let forward = match &forward_url {
+            Some(u) => {
+                let queue = self
+                    .forward_queue
+                    .clone()
+                    .or(file.forward_queue.clone())
+                    .unwrap_or_else(|| {
+                        let base = match store {
+                            true => db.state_base(&state_dir),
+                            false => state_dir.join("meterkast"),
+                        };
+                        PathBuf::from(format!("{}.forward-queue", base.display()))
+                    });
+                Some(crate::sink::forward::ForwardSettings::parse(u, &queue)?)
+            }
+            None => None,
+        };
+        let ingest = match &ingest_url {
+            Some(u) => Some(source::ingest::IngestSettings::parse(
+                u,
+                self.ingest_group
+                    .as_deref()
+                    .or(file.ingest_group.as_deref()),
+                self.ingest_client_id
+                    .as_deref()
+                    .or(file.ingest_client_id.as_deref()),
+                self.keys.as_deref().or(file.keys.as_deref()),
+            )?),
+            None => {
+                if self.keys.is_some() || self.ingest_group.is_some() {
+                    bail!("--keys and --ingest-group are for ingest workers: add --ingest mqtt://broker/meters/+ (for one meter's keys use key= on its --source)");
+                }
+                None
+            }
+        };
         let sql_urls = if self.sql_sinks.is_empty() {
             &file.sql_sink
         } else {
@@ -224,11 +307,14 @@ impl RunArgs {
                     u,
                     sql_table.as_deref(),
                     sql_interval.as_deref(),
-                    &db,
+                    &db.state_base(&state_dir),
                 )
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Settings {
+            store,
+            forward,
+            ingest,
             db,
             http,
             sources,
@@ -260,25 +346,40 @@ fn writer(
             return;
         }
     };
-    let commit_every = Duration::from_millis(500);
     let mut oldest_pending: Option<Instant> = None;
     let mut next_retention = Instant::now();
     let mut acks: Vec<Ack> = Vec::new();
+    // The new readings in the open transaction, and their receive times (unix ms).
+    let mut pending = 0u64;
+    let mut received: Vec<i64> = Vec::new();
     loop {
+        // Readings whose messages wait for an acknowledgement are committed sooner:
+        // the broker holds back further messages until then.
+        let commit_every = Duration::from_millis(if acks.is_empty() { 500 } else { 50 });
         let wait = oldest_pending.map_or(Duration::from_secs(1), |t| {
             commit_every.saturating_sub(t.elapsed())
         });
         let got = rx.recv_timeout(wait);
         let closed = matches!(got, Err(std_mpsc::RecvTimeoutError::Disconnected));
-        if let Ok(ToStore { incoming: inc, ack }) = got {
+        if let Ok(ToStore {
+            incoming: inc,
+            ack,
+            received_ms,
+        }) = got
+        {
             let meter = inc.meter.clone();
-            acks.extend(ack);
             match ing.add(inc) {
                 Ok(outcome) => {
+                    // Acknowledged with the commit; a reading that could not be
+                    // taken is not, so its message comes again.
+                    acks.extend(ack);
                     if outcome == crate::store::Outcome::Duplicate {
                         metrics
                             .duplicates
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    } else {
+                        pending += 1;
+                        received.extend(received_ms);
                     }
                     oldest_pending.get_or_insert_with(Instant::now);
                 }
@@ -292,12 +393,22 @@ fn writer(
                 Ok(()) => {
                     metrics.commit(started.elapsed().as_micros() as u64);
                     acks.drain(..).for_each(|a| a.done());
+                    let now = source::now_ms();
+                    for r in received.drain(..) {
+                        metrics.commit_latency.observe((now - r) as f64 / 1000.0);
+                    }
+                    metrics
+                        .committed
+                        .fetch_add(pending, std::sync::atomic::Ordering::Relaxed);
+                    pending = 0;
                 }
                 Err(e) => {
                     // Unacknowledged messages are delivered again. A PostgreSQL store
                     // keeps what failed for the next try, a second from now.
                     acks.clear();
                     oldest_pending = Some(Instant::now());
+                    received.clear();
+                    pending = 0;
                     tracing::error!("{db}: commit failed: {e:#} (is the disk full, or the database server away?)")
                 }
             }
@@ -372,12 +483,17 @@ async fn serve(settings: Settings) -> Result<()> {
     let retention = settings.retention_days;
     let metrics = Arc::new(Metrics::default());
     let writer_metrics = metrics.clone();
-    let writer_thread = std::thread::Builder::new()
-        .name("store-writer".into())
-        .spawn(move || writer(db, store_rx, retention, writer_metrics, ready_tx))?;
-    ready_rx
-        .recv()
-        .context("the store writer did not start")??;
+    let (store_tx, writer_thread) = if settings.store {
+        let t = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer(db, store_rx, retention, writer_metrics, ready_tx))?;
+        ready_rx
+            .recv()
+            .context("the store writer did not start")??;
+        (Some(store_tx), Some(t))
+    } else {
+        (None, None)
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (frame_tx, mut frame_rx) = mpsc::channel::<source::Frame>(1024);
@@ -391,6 +507,19 @@ async fn serve(settings: Settings) -> Result<()> {
         statuses.push(status.clone());
         specs.push((spec, status));
     }
+    let ingest = settings.ingest.clone().map(|mut i| {
+        let status = Arc::new(Mutex::new(SourceStatus {
+            name: i.name(),
+            ..Default::default()
+        }));
+        statuses.push(status.clone());
+        let db = settings.db.clone();
+        i.setting = Some(Arc::new(move || {
+            // A PostgreSQL client blocks: not on the runtime's own threads.
+            tokio::task::block_in_place(|| db.open_reader()?.setting(source::keys::SETTING))
+        }));
+        (i, status)
+    });
     let mut state = AppState::new(
         settings.db.clone(),
         statuses,
@@ -399,7 +528,7 @@ async fn serve(settings: Settings) -> Result<()> {
     );
     state.metrics = metrics.clone();
     state.homewizard = settings.homewizard.clone();
-    {
+    if settings.store {
         // A PostgreSQL client blocks: not on the runtime's own threads.
         let meters = tokio::task::block_in_place(|| settings.db.open_reader()?.meters())?;
         let mut latest = state.latest.write().expect("latest lock");
@@ -437,11 +566,18 @@ async fn serve(settings: Settings) -> Result<()> {
         Some(a) => Some(crate::bridge::bind(a).await?),
         None => None,
     };
-    eprintln!(
-        "meterkast {}: API on http://{addr}/ (database {})",
-        env!("CARGO_PKG_VERSION"),
-        settings.db
-    );
+    if settings.store {
+        eprintln!(
+            "meterkast {}: API on http://{addr}/ (database {})",
+            env!("CARGO_PKG_VERSION"),
+            settings.db
+        );
+    } else {
+        eprintln!(
+            "meterkast {}: API on http://{addr}/ (no database: live readings only)",
+            env!("CARGO_PKG_VERSION")
+        );
+    }
     if let Some(b) = bridge.as_ref().and_then(crate::bridge::local_addr) {
         eprintln!("  raw telegram bridge on tcp://{b}");
         tokio::spawn(crate::bridge::serve(
@@ -453,12 +589,25 @@ async fn serve(settings: Settings) -> Result<()> {
     }
     let mqtt = match settings.mqtt.clone() {
         Some(m) => {
-            eprintln!("  MQTT to {}:{} under {}/", m.host, m.port, m.base);
+            eprintln!("  MQTT to {} under {}/", m.broker.addr(), m.base);
             Some(crate::sink::mqtt::start(m)?)
         }
         None => None,
     };
     let (mqtt_tx, mqtt_task) = mqtt.unzip();
+    let forward = match settings.forward.clone() {
+        Some(f) => {
+            eprintln!(
+                "  forwarding every frame to {} as {} (queue {})",
+                f.broker.addr(),
+                f.topic,
+                f.queue_path.display()
+            );
+            Some(crate::sink::forward::start(f)?)
+        }
+        None => None,
+    };
+    let (forward_tx, forward_task) = forward.unzip();
     let mut sql_sinks = Vec::new();
     let mut sql_threads = Vec::new();
     for s in settings.sql.clone() {
@@ -473,15 +622,31 @@ async fn serve(settings: Settings) -> Result<()> {
         sql_threads.push(thread);
     }
     let mut tasks = Vec::new();
+    let ctx = |status| Ctx {
+        tx: frame_tx.clone(),
+        status,
+        shutdown: stop_rx.clone(),
+        forward: forward_tx.clone(),
+    };
     for (spec, status) in specs {
         eprintln!("  source {}", spec.name);
-        let ctx = Ctx {
-            tx: frame_tx.clone(),
-            status,
-            shutdown: stop_rx.clone(),
-        };
-        tasks.push(tokio::spawn(source::run(spec, ctx)));
+        tasks.push(tokio::spawn(source::run(spec, ctx(status))));
     }
+    if let Some((i, status)) = ingest {
+        let name = i.name();
+        eprintln!(
+            "  ingest from {name} as client {} ({} meters with keys in the keys file)",
+            i.client_id,
+            i.keys.len()
+        );
+        let ctx = ctx(status);
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = source::ingest::run(i, ctx).await {
+                tracing::error!("{name}: stopped: {e:#}");
+            }
+        }));
+    }
+    drop(forward_tx);
     drop(frame_tx);
     if settings.homewizard.mdns {
         tokio::spawn(crate::mdns::advertise(state.clone(), addr, stop_rx.clone()));
@@ -539,10 +704,13 @@ async fn serve(settings: Settings) -> Result<()> {
                     sink.offer(crate::sink::sql::SqlRow::new(&inc));
                 }
                 let _ = bridge_tx.send(raw);
-                let tx = store_tx.clone();
+                let Some(tx) = store_tx.clone() else {
+                    continue;
+                };
                 let msg = ToStore {
                     incoming: inc,
                     ack: f.ack,
+                    received_ms: Some(f.received_ms),
                 };
                 // The bounded channel pushes back on sources when the disk is slow.
                 if !tokio::task::spawn_blocking(move || tx.send(msg).is_ok())
@@ -562,6 +730,10 @@ async fn serve(settings: Settings) -> Result<()> {
         let _ = t.await;
     }
     let _ = pipeline.await;
+    if let Some(t) = forward_task {
+        // The sources are done: the forwarder queues the last frames and ends.
+        let _ = tokio::time::timeout(Duration::from_secs(6), t).await;
+    }
     // The pipeline dropped the SQL sinks: they write out their queues and end.
     for t in sql_threads {
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
@@ -577,7 +749,12 @@ async fn serve(settings: Settings) -> Result<()> {
     {
         tracing::warn!("HTTP clients still connected after 5 s; closing them");
     }
-    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    if let Some(t) = writer_thread {
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
+    if let (false, crate::store::Location::Sqlite(p)) = (settings.store, &settings.db) {
+        let _ = std::fs::remove_file(p);
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -24,8 +24,51 @@ pub struct Metrics {
     pub bridge_clients: AtomicU64,
     /// Raw-bridge clients dropped for being too slow.
     pub bridge_dropped: AtomicU64,
+    /// New readings committed by the daemon's store writer (not duplicates).
+    pub committed: AtomicU64,
+    /// Receive-to-commit latency of committed readings.
+    pub commit_latency: Histogram,
     /// The SQL history sinks.
     pub sql: std::sync::Arc<crate::sink::sql::SqlMetrics>,
+}
+
+/// The upper bounds of the commit latency buckets, seconds.
+pub const LATENCY_BUCKETS: [f64; 8] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0];
+
+/// A Prometheus histogram over [`LATENCY_BUCKETS`] (counts per bucket, not cumulative;
+/// the last slot is +Inf), with the sum in microseconds.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Counts one observation (negative ones, from clocks apart, count as zero).
+    pub fn observe(&self, seconds: f64) {
+        let v = seconds.max(0.0);
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| v <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((v * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// The histogram in the text format, under `name`.
+    pub fn render(&self, out: &mut String, name: &str) {
+        let mut cumulative = 0u64;
+        for (i, c) in self.counts.iter().enumerate() {
+            cumulative += c.load(Ordering::Relaxed);
+            let le = LATENCY_BUCKETS
+                .get(i)
+                .map_or("+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum:.6}\n{name}_count {cumulative}");
+    }
 }
 
 impl Metrics {
@@ -105,6 +148,37 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         m.bridge_clients.load(Ordering::Relaxed),
         m.bridge_dropped.load(Ordering::Relaxed),
     );
+    let _ = write!(
+        out,
+        "# HELP meterkast_ingest_committed_total New readings committed to the store (duplicates not counted).\n# TYPE meterkast_ingest_committed_total counter\n\
+         meterkast_ingest_committed_total {}\n\
+         # HELP meterkast_ingest_commit_latency_seconds From a frame's receipt (at the house box, for forwarded frames) to the commit of its new reading.\n\
+         # TYPE meterkast_ingest_commit_latency_seconds histogram\n",
+        m.committed.load(Ordering::Relaxed)
+    );
+    m.commit_latency
+        .render(&mut out, "meterkast_ingest_commit_latency_seconds");
     m.sql.render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latency_histogram_is_cumulative_with_inf() {
+        let h = Histogram::default();
+        for v in [0.01, 0.05, 0.3, 1.5, 30.0, -2.0] {
+            h.observe(v);
+        }
+        let mut out = String::new();
+        h.render(&mut out, "x");
+        assert!(out.contains("x_bucket{le=\"0.05\"} 3\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"0.5\"} 4\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"2\"} 5\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"10\"} 5\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 6\n"), "{out}");
+        assert!(out.contains("x_sum 31.860000\nx_count 6\n"), "{out}");
+    }
 }

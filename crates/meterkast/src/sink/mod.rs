@@ -3,5 +3,6 @@
 //! reading and storing.
 #![warn(missing_docs)]
 
+pub mod forward;
 pub mod mqtt;
 pub mod sql;

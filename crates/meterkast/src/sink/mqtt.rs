@@ -6,11 +6,10 @@
 //! the broker acknowledges it. A broker outage (or a restart of meterkast) therefore
 //! loses nothing up to the queue's bound, and messages leave in order.
 //!
-//! Ordering across reconnects: the client runs with a clean session, so after a
-//! disconnect the library drops whatever it still held, and the queue re-sends
-//! everything unacknowledged from its head (at least once; never out of order).
+//! Ordering across reconnects: see [`outbox`].
 
 pub mod discovery;
+pub mod outbox;
 pub mod payload;
 pub mod queue;
 
@@ -21,9 +20,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::mqtt_url::BrokerUrl;
+use outbox::{Ev, Link, Outbox};
 use payload::{Averager, Format, Snapshot};
 use queue::{DiskQueue, Msg};
 
@@ -48,18 +49,8 @@ pub struct SinkFrame {
 /// The MQTT output's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttSettings {
-    /// Broker host.
-    pub host: String,
-    /// Broker port.
-    pub port: u16,
-    /// `mqtts://`: TLS.
-    pub tls: bool,
-    /// A CA certificate (PEM) for TLS.
-    pub ca: Option<PathBuf>,
-    /// User name.
-    pub user: Option<String>,
-    /// Password.
-    pub password: Option<String>,
+    /// The broker.
+    pub broker: BrokerUrl,
     /// The MQTT client id.
     pub client_id: String,
     /// The base topic (`meterkast`).
@@ -94,43 +85,8 @@ pub struct MqttArgs {
 impl MqttSettings {
     /// Checks the options; the queue goes next to the database (`<db>.mqtt-queue`).
     pub fn from_args(a: &MqttArgs, db: &Path) -> Result<MqttSettings> {
-        let u = url::Url::parse(&a.url).with_context(|| {
-            format!(
-                "--mqtt {}: use a URL like mqtt://user:pass@broker:1883",
-                a.url
-            )
-        })?;
-        let tls = match u.scheme() {
-            "mqtt" | "tcp" => false,
-            "mqtts" | "ssl" => true,
-            s => bail!("--mqtt: unknown scheme {s}:// (use mqtt:// or mqtts://)"),
-        };
-        let host = u
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .context("--mqtt: the URL names no broker host")?
-            .trim_matches(['[', ']'])
-            .to_string();
-        let port = u.port().unwrap_or(if tls { 8883 } else { 1883 });
-        let dec = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        };
-        let user = (!u.username().is_empty()).then(|| dec(u.username()));
-        let password = u.password().map(dec);
-        let mut ca = None;
-        for (k, v) in u.query_pairs() {
-            match k.as_ref() {
-                "ca" => ca = Some(PathBuf::from(v.as_ref())),
-                other => bail!("--mqtt: unknown URL option {other} (known: ca)"),
-            }
-        }
-        if ca.is_some() && !tls {
-            bail!("--mqtt: ?ca= is for mqtts:// (TLS)");
-        }
-        let path_base = u.path().trim_matches('/').to_string();
+        let broker = BrokerUrl::parse("--mqtt", &a.url)?;
+        let path_base = broker.path.trim_matches('/').to_string();
         let base = a
             .base
             .clone()
@@ -166,12 +122,7 @@ impl MqttSettings {
             }
         };
         Ok(MqttSettings {
-            host,
-            port,
-            tls,
-            ca,
-            user,
-            password,
+            broker,
             client_id: a
                 .client_id
                 .clone()
@@ -185,57 +136,41 @@ impl MqttSettings {
     }
 }
 
-/// The TLS client configuration: the given CA certificate(s) (PEM), else the
-/// system's trusted roots.
-pub fn tls_config(ca: Option<&Path>) -> Result<rustls::ClientConfig> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
-    let mut roots = rustls::RootCertStore::empty();
-    match ca {
-        Some(p) => {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(p)
-                .and_then(|it| it.collect::<std::result::Result<_, _>>())
-                .map_err(|e| anyhow::anyhow!("--mqtt ?ca={}: {e}", p.display()))?;
-            anyhow::ensure!(
-                !certs.is_empty(),
-                "--mqtt ?ca={}: no PEM certificate in the file",
-                p.display()
-            );
-            for c in certs {
-                roots
-                    .add(c)
-                    .with_context(|| format!("--mqtt ?ca={}", p.display()))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for c in found.certs {
-                let _ = roots.add(c);
-            }
-            anyhow::ensure!(
-                !roots.is_empty(),
-                "mqtts://: no trusted CA certificates on this system; give one with ?ca=/path/ca.pem"
-            );
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+pub use crate::mqtt_url::tls_config;
+
+/// What only the MQTT output's owner understands.
+enum HaEv {
+    /// Home Assistant announced itself online: discovery is sent again.
+    Online,
 }
 
-/// What the connection task reports to the publishing task.
-enum Ev {
-    /// Connected (a fresh session).
-    Connected,
-    /// The oldest message in flight was acknowledged.
-    Acked,
-    /// Home Assistant announced itself online: discovery is sent again.
-    HaOnline,
-    /// The connection broke; answer once nothing more will be handed to the client.
-    Down(oneshot::Sender<()>),
-    /// The client disconnected on request.
-    Closed,
+/// The MQTT 3.1.1 client's events, as the outbox needs them.
+struct SinkLink {
+    el: rumqttc::EventLoop,
+    /// Home Assistant's status topic, if discovery is on.
+    ha: Option<String>,
+}
+
+impl Link for SinkLink {
+    type Other = HaEv;
+
+    async fn next(&mut self) -> Result<Option<Ev<HaEv>>, String> {
+        Ok(match self.el.poll().await.map_err(|e| e.to_string())? {
+            Event::Incoming(Packet::ConnAck(_)) => Some(Ev::Connected),
+            Event::Incoming(Packet::PubAck(_)) => Some(Ev::Acked),
+            Event::Incoming(Packet::Publish(p))
+                if Some(&p.topic) == self.ha.as_ref() && &p.payload[..] == b"online" =>
+            {
+                Some(Ev::Other(HaEv::Online))
+            }
+            Event::Outgoing(Outgoing::Disconnect) => Some(Ev::Closed),
+            _ => None,
+        })
+    }
+
+    fn clean(&mut self) {
+        self.el.clean();
+    }
 }
 
 /// Opens the queue and starts publishing. Frames go into the returned sender (with
@@ -249,79 +184,33 @@ pub fn start(s: MqttSettings) -> Result<(mpsc::Sender<SinkFrame>, JoinHandle<()>
         );
     }
     let status = discovery::status_topic(&s.base);
-    let mut opts = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
+    let mut opts = MqttOptions::new(s.client_id.clone(), s.broker.host.clone(), s.broker.port);
     opts.set_keep_alive(Duration::from_secs(15));
     opts.set_clean_session(true);
     opts.set_inflight(WINDOW as u16 + 8);
     opts.set_max_packet_size(1 << 20, 1 << 20);
     opts.set_last_will(LastWill::new(&status, "offline", QoS::AtLeastOnce, true));
-    if let Some(u) = &s.user {
-        opts.set_credentials(u.clone(), s.password.clone().unwrap_or_default());
+    if let Some((u, p)) = s.broker.credentials() {
+        opts.set_credentials(u, p);
     }
-    if s.tls {
-        opts.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(Arc::new(tls_config(s.ca.as_deref())?)),
-        ));
+    if let Some(t) = s.broker.transport()? {
+        opts.set_transport(t);
     }
-    let (client, mut el) = AsyncClient::new(opts, 10_000);
+    let (client, el) = AsyncClient::new(opts, 10_000);
     let ha_status = s.discovery_prefix.as_ref().map(|p| format!("{p}/status"));
-    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    let ha = ha_status.clone();
-    let broker = format!("{}:{}", s.host, s.port);
-    tokio::spawn(async move {
-        let mut down_since_logged = false;
-        loop {
-            let ev = match el.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    tracing::info!("MQTT: connected to {broker}");
-                    down_since_logged = false;
-                    Ev::Connected
-                }
-                Ok(Event::Incoming(Packet::PubAck(_))) => Ev::Acked,
-                Ok(Event::Incoming(Packet::Publish(p)))
-                    if Some(&p.topic) == ha.as_ref() && &p.payload[..] == b"online" =>
-                {
-                    Ev::HaOnline
-                }
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => {
-                    let _ = ev_tx.send(Ev::Closed);
-                    return;
-                }
-                Ok(_) => continue,
-                Err(e) => {
-                    if !down_since_logged {
-                        tracing::warn!(
-                            "MQTT: no connection to {broker} ({e}); queueing readings on disk and retrying"
-                        );
-                        down_since_logged = true;
-                    }
-                    let (tx, rx) = oneshot::channel();
-                    if ev_tx.send(Ev::Down(tx)).is_err() {
-                        return;
-                    }
-                    // Once the publisher stopped handing out messages, drop whatever
-                    // the client still holds: the queue sends it again, in order.
-                    let _ = rx.await;
-                    el.clean();
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            if ev_tx.send(ev).is_err() {
-                return;
-            }
-        }
-    });
+    let link = SinkLink {
+        el,
+        ha: ha_status.clone(),
+    };
+    let ev_rx = outbox::spawn(link, "MQTT", "readings", s.broker.addr());
     let (tx, rx) = mpsc::channel(FRAME_QUEUE);
     let task = tokio::spawn(async move {
         let mut p = Publisher {
             s,
             client,
-            q,
+            out: Outbox::new(q, WINDOW),
             status,
             ha_status,
-            connected: false,
-            inflight: 0,
             discovery: HashMap::new(),
             avg: HashMap::new(),
             last_raw: HashMap::new(),
@@ -336,25 +225,31 @@ pub fn start(s: MqttSettings) -> Result<(mpsc::Sender<SinkFrame>, JoinHandle<()>
 struct Publisher {
     s: MqttSettings,
     client: AsyncClient,
-    q: DiskQueue,
+    out: Outbox,
     status: String,
     ha_status: Option<String>,
-    connected: bool,
-    inflight: usize,
     /// The last discovery configs per meter, sent again when Home Assistant restarts.
     discovery: HashMap<String, Vec<Msg>>,
     avg: HashMap<String, Averager>,
     last_raw: HashMap<String, Arc<[u8]>>,
 }
 
+/// Publishes one queued message.
+fn publish(client: &AsyncClient, m: Msg) -> Result<()> {
+    client
+        .try_publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
+        .context("the MQTT client refused a message")
+}
+
 impl Publisher {
     async fn run(
         &mut self,
         mut frames: mpsc::Receiver<SinkFrame>,
-        mut events: mpsc::UnboundedReceiver<Ev>,
+        mut events: mpsc::UnboundedReceiver<Ev<HaEv>>,
     ) -> Result<()> {
         loop {
-            self.fill()?;
+            let client = &self.client;
+            self.out.fill(|m| publish(client, m))?;
             tokio::select! {
                 f = frames.recv() => match f {
                     Some(f) => self.frame(f)?,
@@ -371,15 +266,11 @@ impl Publisher {
         for snap in pending {
             self.enqueue(&snap)?;
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while self.connected && !self.q.is_empty() {
-            self.fill()?;
-            match tokio::time::timeout_at(deadline, events.recv()).await {
-                Ok(Some(ev)) => self.event(ev)?,
-                _ => break,
-            }
-        }
-        if self.connected {
+        let client = &self.client;
+        self.out
+            .drain(&mut events, 2, |m| publish(client, m))
+            .await?;
+        if self.out.connected {
             let _ = self
                 .client
                 .try_publish(&self.status, QoS::AtLeastOnce, true, "offline");
@@ -393,52 +284,23 @@ impl Publisher {
             })
             .await;
         }
-        self.q.flush()
+        self.out.q.flush()
     }
 
-    /// Hands queued messages to the client while the window allows.
-    fn fill(&mut self) -> Result<()> {
-        while self.connected && self.inflight < WINDOW {
-            let Some(m) = self.q.next_unsent()? else {
-                break;
-            };
-            self.client
-                .try_publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
-                .context("the MQTT client refused a message")?;
-            self.inflight += 1;
-        }
-        Ok(())
-    }
-
-    fn event(&mut self, ev: Ev) -> Result<()> {
-        match ev {
-            Ev::Connected => {
-                self.connected = true;
-                self.inflight = 0;
-                self.q.rewind();
+    fn event(&mut self, ev: Ev<HaEv>) -> Result<()> {
+        match self.out.event(ev)? {
+            Some(Ev::Connected) => {
                 self.direct(&Msg::new(self.status.clone(), "online", true));
                 if let Some(t) = &self.ha_status {
                     let _ = self.client.try_subscribe(t.clone(), QoS::AtLeastOnce);
                 }
                 self.send_all_discovery();
             }
-            Ev::Acked => {
-                if self.inflight > 0 {
-                    self.inflight -= 1;
-                    self.q.ack()?;
-                }
-            }
-            Ev::HaOnline => {
+            Some(Ev::Other(HaEv::Online)) => {
                 tracing::info!("MQTT: Home Assistant is online; sending discovery again");
                 self.send_all_discovery();
             }
-            Ev::Down(ack) => {
-                self.connected = false;
-                self.inflight = 0;
-                self.q.rewind();
-                let _ = ack.send(());
-            }
-            Ev::Closed => self.connected = false,
+            _ => {}
         }
         Ok(())
     }
@@ -446,7 +308,7 @@ impl Publisher {
     /// Publishes outside the queue (status, discovery): QoS 0, so no acknowledgement
     /// is mistaken for a queued message's; both are sent again on every connect.
     fn direct(&self, m: &Msg) {
-        if self.connected {
+        if self.out.connected {
             let _ = self.client.try_publish(
                 m.topic.clone(),
                 QoS::AtMostOnce,
@@ -515,7 +377,7 @@ impl Publisher {
             }
         }
         for m in &msgs {
-            self.q.push(m)?;
+            self.out.q.push(m)?;
         }
         Ok(())
     }
@@ -539,9 +401,12 @@ mod tests {
             Path::new("/var/lib/mk.db"),
         )
         .unwrap();
-        assert_eq!((s.host.as_str(), s.port), ("broker.lan", 1884));
-        assert_eq!(s.user.as_deref(), Some("me"));
-        assert_eq!(s.password.as_deref(), Some("p@ss"));
+        assert_eq!(
+            (s.broker.host.as_str(), s.broker.port),
+            ("broker.lan", 1884)
+        );
+        assert_eq!(s.broker.user.as_deref(), Some("me"));
+        assert_eq!(s.broker.password.as_deref(), Some("p@ss"));
         assert_eq!(s.base, "home/p1");
         assert_eq!(s.formats, vec![Format::Meterkast, Format::Fields]);
         assert_eq!(s.discovery_prefix.as_deref(), Some("homeassistant"));
@@ -552,7 +417,7 @@ mod tests {
         a.discovery_prefix = Some(String::new());
         a.interval = Some("10s".into());
         let s = MqttSettings::from_args(&a, Path::new("x.db")).unwrap();
-        assert_eq!((s.port, s.base.as_str()), (1883, "meterkast"));
+        assert_eq!((s.broker.port, s.base.as_str()), (1883, "meterkast"));
         assert_eq!(s.formats, vec![Format::Evn]);
         assert_eq!(s.discovery_prefix, None);
         assert_eq!(s.interval, Some(Duration::from_secs(10)));
@@ -563,8 +428,8 @@ mod tests {
         assert_eq!(s.formats, vec![Format::Meterkast, Format::Evn]);
 
         let s = MqttSettings::from_args(&args("mqtts://h?ca=/etc/ca.pem"), Path::new("x")).unwrap();
-        assert_eq!((s.tls, s.port), (true, 8883));
-        assert_eq!(s.ca, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!((s.broker.tls, s.broker.port), (true, 8883));
+        assert_eq!(s.broker.ca, Some(PathBuf::from("/etc/ca.pem")));
         assert!(tls_config(Some(Path::new("/nonexistent/ca.pem"))).is_err());
 
         assert!(MqttSettings::from_args(&args("mqtt://h?ca=/x"), Path::new("x")).is_err());

@@ -4,6 +4,8 @@
 
 pub mod file;
 pub mod http;
+pub mod ingest;
+pub mod keys;
 pub mod mqtt;
 pub mod serial;
 pub mod sim;
@@ -26,6 +28,9 @@ pub struct Frame {
     pub source: Arc<str>,
     /// When it was received (unix seconds, wall clock).
     pub received: i64,
+    /// When it was received, unix milliseconds: by this program, or, for frames
+    /// forwarded by a house box, by the box (for the commit latency metric).
+    pub received_ms: i64,
     /// The decoded telegram.
     pub telegram: Telegram<'static>,
     /// The raw telegram (decrypted DSMR text for Smarty).
@@ -314,6 +319,8 @@ pub struct Ctx {
     pub status: Status,
     /// Becomes true when the program shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// Where every received frame also goes as it came from the meter (`--forward`).
+    pub forward: Option<mpsc::Sender<crate::sink::forward::Wire>>,
 }
 
 impl Ctx {
@@ -355,9 +362,14 @@ impl Ctx {
 
 /// Unix seconds now.
 pub fn now() -> i64 {
+    now_ms().div_euclid(1000)
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A decoder bound to one source: decodes, logs and counts rejections (the first of
@@ -368,6 +380,7 @@ pub struct Feeder {
     name: Arc<str>,
     ctx: Ctx,
     last_time: Option<i64>,
+    forward_dropped: u64,
 }
 
 fn advice(cause: &str) -> &'static str {
@@ -389,12 +402,18 @@ impl Feeder {
             name: Arc::from(spec.name.as_str()),
             ctx,
             last_time: None,
+            forward_dropped: 0,
         }
     }
 
     /// The own time of the last accepted telegram (unix seconds), if it had one.
     pub fn last_time(&self) -> Option<i64> {
         self.last_time
+    }
+
+    /// Replaces the keys; they take effect at the next [`reset`](Self::reset).
+    pub fn set_keys(&mut self, keys: Keys) {
+        self.keys = keys;
     }
 
     /// Starts over after a reconnect: bytes of a half-received frame are dropped.
@@ -418,12 +437,25 @@ impl Feeder {
         end_of_message: bool,
         ack: Option<crate::pipeline::Ack>,
     ) -> Result<usize> {
+        self.feed_received(bytes, end_of_message, ack, None).await
+    }
+
+    /// Like [`Feeder::feed_acked`], with the time the bytes were received (unix
+    /// milliseconds) when it is known better than "now": a forwarded frame's.
+    pub async fn feed_received(
+        &mut self,
+        bytes: &[u8],
+        end_of_message: bool,
+        ack: Option<crate::pipeline::Ack>,
+        received_ms: Option<i64>,
+    ) -> Result<usize> {
         self.decoder.push(bytes);
         if end_of_message {
             self.decoder.finish();
         }
         let mut frames = Vec::new();
-        let received = now();
+        let received_ms = received_ms.unwrap_or_else(now_ms);
+        let received = received_ms.div_euclid(1000);
         while let Some(ev) = self.decoder.next() {
             match ev {
                 Ok(d) => {
@@ -433,19 +465,63 @@ impl Feeder {
                     if let Some(t) = d.telegram.timestamp {
                         self.last_time = Some(t.0);
                     }
+                    if self.ctx.forward.is_some() {
+                        let meter = match d.system_title {
+                            Some(st) => crate::sink::forward::title_hex(&st),
+                            None => crate::pipeline::meter_key(&d.telegram, &self.name),
+                        };
+                        let wire = d.wire.to_vec();
+                        forward(
+                            &self.ctx,
+                            &mut self.forward_dropped,
+                            &self.name,
+                            meter,
+                            wire,
+                            received_ms,
+                        );
+                    }
                     frames.push(Frame {
                         source: self.name.clone(),
                         received,
+                        received_ms,
                         raw: d.raw.to_vec(),
                         telegram: d.telegram.into_owned(),
                         ack: None,
                     })
                 }
                 Err(r) => {
+                    // A whole ciphered frame this box has no (right) key for goes on
+                    // as it came: the centre may have the key.
+                    let whole = self
+                        .decoder
+                        .rejected_frame()
+                        .and_then(|w| Some((w.system_title?, w.bytes.to_vec())));
+                    let forwarded = match (whole, self.ctx.forward.is_some()) {
+                        (Some((st, bytes)), true) => {
+                            let meter = crate::sink::forward::title_hex(&st);
+                            forward(
+                                &self.ctx,
+                                &mut self.forward_dropped,
+                                &self.name,
+                                meter,
+                                bytes,
+                                received_ms,
+                            );
+                            true
+                        }
+                        _ => false,
+                    };
                     let mut s = self.ctx.status.lock().expect("status lock");
                     let n = s.rejected.entry(r.cause).or_default();
                     *n += 1;
-                    if *n == 1 || (*n).is_multiple_of(100) {
+                    if forwarded && r.cause == "no_key" {
+                        if *n == 1 {
+                            tracing::info!(
+                                "{}: forwarding encrypted frames undecrypted (no key here)",
+                                self.name
+                            );
+                        }
+                    } else if *n == 1 || (*n).is_multiple_of(100) {
                         tracing::warn!(
                             "{}: frame rejected ({} so far for this cause): {} — {}",
                             self.name,
@@ -479,6 +555,34 @@ impl Feeder {
                 .map_err(|_| anyhow::anyhow!("pipeline closed"))?;
         }
         Ok(n)
+    }
+}
+
+/// Hands a frame to the forwarder without waiting (it queues on disk at once).
+fn forward(
+    ctx: &Ctx,
+    dropped: &mut u64,
+    name: &Arc<str>,
+    meter: String,
+    bytes: Vec<u8>,
+    received_ms: i64,
+) {
+    let Some(tx) = &ctx.forward else {
+        return;
+    };
+    let w = crate::sink::forward::Wire {
+        meter,
+        bytes,
+        received_ms,
+        source: name.clone(),
+    };
+    if tx.try_send(w).is_err() {
+        *dropped += 1;
+        if *dropped == 1 || dropped.is_multiple_of(1000) {
+            tracing::warn!(
+                "{name}: forwarder behind (is the disk full?): {dropped} frames not forwarded"
+            );
+        }
     }
 }
 

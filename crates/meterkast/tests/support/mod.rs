@@ -2,6 +2,7 @@
 //! ports, a daemon process with its own database, and plain HTTP GETs.
 #![allow(dead_code)]
 
+pub mod broker;
 pub mod pg;
 
 /// Defines two tests that run `$body(dir, db)`: on a SQLite file in a fresh folder, and
@@ -99,17 +100,26 @@ impl Daemon {
     /// [`start`](Self::start) with the given `--db` (a file or a `postgres://` URL);
     /// the log still goes to `dir`.
     pub fn start_db(dir: &Path, db: &Path, sources: &[String], env: &[(&str, &str)]) -> Daemon {
+        let mut args = vec!["--db".to_string(), db.display().to_string()];
+        for s in sources {
+            args.push("--source".into());
+            args.push(s.clone());
+        }
+        let mut d = Daemon::run(dir, &args, env);
+        d.db = db.to_path_buf();
+        d
+    }
+
+    /// Starts `meterkast run` with exactly these arguments (and `--http`), logging to
+    /// `dir`; `db` is `dir/meterkast.db` whether or not the arguments use it.
+    pub fn run(dir: &Path, args: &[String], env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
-        let db = db.to_path_buf();
+        let db = dir.join("meterkast.db");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_meterkast"));
         cmd.arg("run")
-            .arg("--db")
-            .arg(&db)
+            .args(args)
             .arg("--http")
             .arg(format!("127.0.0.1:{port}"));
-        for s in sources {
-            cmd.arg("--source").arg(s);
-        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -2,8 +2,10 @@
 //! small file holding the read offset, so readings survive a broker outage and a
 //! restart, and leave in the order they came.
 //!
-//! Record layout: `u32` body length (LE), then the body: `u8` flags (bit 0: retain),
-//! `u16` topic length (LE), the topic, the payload. Messages are removed (the offset
+//! Record layout: `u32` body length (LE), then the body: `u8` flags (bit 0: retain,
+//! bit 1: user properties follow the topic), `u16` topic length (LE), the topic, if
+//! flagged the user properties (`u16` count, then per property `u16` length and text
+//! for the name and for the value), the payload. Messages are removed (the offset
 //! moves) only when the broker acknowledges them.
 
 use std::fs::{File, OpenOptions};
@@ -21,6 +23,8 @@ pub struct Msg {
     pub payload: Vec<u8>,
     /// Whether the broker keeps it as the topic's last value.
     pub retain: bool,
+    /// MQTT 5 user properties (name, value), in order.
+    pub props: Vec<(String, String)>,
 }
 
 impl Msg {
@@ -30,8 +34,84 @@ impl Msg {
             topic: topic.into(),
             payload: payload.into(),
             retain,
+            props: Vec::new(),
         }
     }
+
+    /// The same message with MQTT 5 user properties.
+    pub fn with_props(mut self, props: Vec<(String, String)>) -> Msg {
+        self.props = props;
+        self
+    }
+}
+
+const RETAIN: u8 = 1;
+const PROPS: u8 = 2;
+
+/// Appends a `u16`-length-prefixed text.
+fn put_text(out: &mut Vec<u8>, what: &str, s: &str) -> Result<()> {
+    let n = u16::try_from(s.len()).with_context(|| format!("{what} longer than 65535 bytes"))?;
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+/// Reads a `u16` (LE) at `*at`, moving past it.
+fn get_u16(body: &[u8], at: &mut usize) -> Result<u16> {
+    let b = body
+        .get(*at..*at + 2)
+        .context("corrupt MQTT queue record")?;
+    *at += 2;
+    Ok(u16::from_le_bytes([b[0], b[1]]))
+}
+
+/// Reads a `u16`-length-prefixed text at `*at`, moving past it.
+fn get_text(body: &[u8], at: &mut usize) -> Result<String> {
+    let n = usize::from(get_u16(body, at)?);
+    let text = body
+        .get(*at..*at + n)
+        .context("corrupt MQTT queue record")?;
+    *at += n;
+    Ok(String::from_utf8_lossy(text).into_owned())
+}
+
+/// A message's record body.
+fn encode(m: &Msg) -> Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(3 + m.topic.len() + m.payload.len());
+    let flags = if m.retain { RETAIN } else { 0 } | if m.props.is_empty() { 0 } else { PROPS };
+    body.push(flags);
+    put_text(&mut body, "MQTT topic", &m.topic)?;
+    if !m.props.is_empty() {
+        let n = u16::try_from(m.props.len()).context("more than 65535 MQTT properties")?;
+        body.extend_from_slice(&n.to_le_bytes());
+        for (k, v) in &m.props {
+            put_text(&mut body, "MQTT property", k)?;
+            put_text(&mut body, "MQTT property", v)?;
+        }
+    }
+    body.extend_from_slice(&m.payload);
+    Ok(body)
+}
+
+/// A message from its record body.
+fn decode(body: &[u8]) -> Result<Msg> {
+    let flags = *body.first().context("corrupt MQTT queue record")?;
+    let mut at = 1;
+    let topic = get_text(body, &mut at)?;
+    let mut props = Vec::new();
+    if flags & PROPS != 0 {
+        let n = get_u16(body, &mut at)?;
+        for _ in 0..n {
+            let k = get_text(body, &mut at)?;
+            props.push((k, get_text(body, &mut at)?));
+        }
+    }
+    Ok(Msg {
+        topic,
+        payload: body[at..].to_vec(),
+        retain: flags & RETAIN != 0,
+        props,
+    })
 }
 
 /// Compact the file once this much acknowledged data sits in front of the head.
@@ -144,19 +224,15 @@ impl DiskQueue {
     /// Appends a message; the oldest ones are dropped (with a warning) when the queue
     /// would outgrow its bound.
     pub fn push(&mut self, m: &Msg) -> Result<()> {
-        let topic = m.topic.as_bytes();
-        let tlen = u16::try_from(topic.len()).context("MQTT topic longer than 65535 bytes")?;
-        let body = 1 + 2 + topic.len() + m.payload.len();
-        let blen = u32::try_from(body).context("MQTT message larger than 4 GB")?;
-        while self.head < self.end && self.pending_bytes() + 4 + body as u64 > self.max_bytes {
+        let body = encode(m)?;
+        let blen = u32::try_from(body.len()).context("MQTT message larger than 4 GB")?;
+        while self.head < self.end && self.pending_bytes() + 4 + body.len() as u64 > self.max_bytes
+        {
             self.drop_oldest()?;
         }
-        let mut rec = Vec::with_capacity(4 + body);
+        let mut rec = Vec::with_capacity(4 + body.len());
         rec.extend_from_slice(&blen.to_le_bytes());
-        rec.push(u8::from(m.retain));
-        rec.extend_from_slice(&tlen.to_le_bytes());
-        rec.extend_from_slice(topic);
-        rec.extend_from_slice(&m.payload);
+        rec.extend_from_slice(&body);
         self.writer.seek(SeekFrom::Start(self.end))?;
         self.writer
             .write_all(&rec)
@@ -197,17 +273,9 @@ impl DiskQueue {
         let n = self.record_len(self.cursor)?;
         let mut body = vec![0u8; usize::try_from(n)?];
         self.reader.read_exact(&mut body)?;
-        anyhow::ensure!(body.len() >= 3, "corrupt MQTT queue record");
-        let tlen = usize::from(u16::from_le_bytes([body[1], body[2]]));
-        anyhow::ensure!(body.len() >= 3 + tlen, "corrupt MQTT queue record");
-        let topic = String::from_utf8_lossy(&body[3..3 + tlen]).into_owned();
-        let payload = body[3 + tlen..].to_vec();
+        let m = decode(&body)?;
         self.cursor += 4 + n;
-        Ok(Some(Msg {
-            topic,
-            payload,
-            retain: body[0] & 1 != 0,
-        }))
+        Ok(Some(m))
     }
 
     /// The broker acknowledged the oldest message handed out: forget it for good.
@@ -295,7 +363,15 @@ mod tests {
     }
 
     fn m(i: u32) -> Msg {
-        Msg::new(format!("t/{i}"), i.to_string(), i.is_multiple_of(2))
+        let m = Msg::new(format!("t/{i}"), i.to_string(), i.is_multiple_of(2));
+        if i.is_multiple_of(3) {
+            m.with_props(vec![
+                ("received".into(), i.to_string()),
+                ("s".into(), "".into()),
+            ])
+        } else {
+            m
+        }
     }
 
     #[test]
