@@ -11,6 +11,7 @@ pub mod json;
 pub mod mdns;
 pub mod pipeline;
 pub mod prices;
+pub mod report;
 pub mod sim;
 pub mod sink;
 pub mod source;

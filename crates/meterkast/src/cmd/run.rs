@@ -81,6 +81,9 @@ pub struct RunArgs {
     /// The base topic [default: the URL's path, else meterkast].
     #[arg(long, env = "MK_MQTT_BASE_TOPIC")]
     pub mqtt_base_topic: Option<String>,
+    /// Daily and monthly reports.
+    #[command(flatten)]
+    pub report: crate::report::schedule::ReportArgs,
 }
 
 /// The settings after merging file, environment and flags.
@@ -102,6 +105,8 @@ pub struct Settings {
     pub homewizard: http::homewizard::HwSettings,
     /// The MQTT output, if any.
     pub mqtt: Option<crate::sink::mqtt::MqttSettings>,
+    /// Scheduled reports, if asked for.
+    pub report: Option<crate::report::schedule::ReportSettings>,
 }
 
 impl RunArgs {
@@ -178,7 +183,9 @@ impl RunArgs {
             )?),
             None => None,
         };
+        let report = self.report.settings(&file, &db)?;
         Ok(Settings {
+            report,
             db,
             http,
             sources,
@@ -409,6 +416,21 @@ async fn serve(settings: Settings) -> Result<()> {
         tasks.push(tokio::spawn(source::run(spec, ctx)));
     }
     drop(frame_tx);
+    if let Some(r) = settings.report.clone() {
+        eprintln!(
+            "  reports into {}{}",
+            r.folder.display(),
+            r.mail
+                .as_ref()
+                .map_or(String::new(), |m| format!(", mailed through {}", m.server))
+        );
+        tokio::spawn(crate::report::schedule::run(
+            r,
+            settings.db.clone(),
+            metrics.clone(),
+            stop_rx.clone(),
+        ));
+    }
     if settings.homewizard.mdns {
         tokio::spawn(crate::mdns::advertise(state.clone(), addr, stop_rx.clone()));
     }
