@@ -77,7 +77,7 @@ impl Period {
 
     /// Reads `YYYY-MM`.
     pub fn parse_month(s: &str) -> Result<Period> {
-        let bad = || anyhow::anyhow!("--month {s}: use a month like 2026-03");
+        let bad = || anyhow::anyhow!("--month {s}: use YYYY-MM, a month like 2026-03");
         let (y, m) = s.split_once('-').ok_or_else(bad)?;
         if y.len() != 4 || m.len() != 2 {
             return Err(bad());
