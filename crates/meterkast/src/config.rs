@@ -137,6 +137,23 @@ mod tests {
     }
 
     #[test]
+    fn the_example_report_table_parses() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../meterkast.example.toml");
+        let text = std::fs::read_to_string(p).unwrap();
+        let (_, table) = text.split_once("#[report]").expect("a [report] example");
+        let table: String = table
+            .lines()
+            .map(|l| l.strip_prefix('#').unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c: FileConfig = toml::from_str(&format!("[report]\n{table}")).unwrap();
+        let r = c.report.unwrap();
+        assert_eq!(r.hour, Some(1));
+        assert_eq!(r.to.len(), 2);
+        assert!(toml::from_str::<FileConfig>("[report]\nhours = 1").is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         assert!(toml::from_str::<FileConfig>("dbb = 'x'").is_err());
         let c: FileConfig = toml::from_str("sources = ['tcp://h:1', { url = 'tcp://h:2', key = '00112233445566778899AABBCCDDEEFF' }]").unwrap();

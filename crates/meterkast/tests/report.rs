@@ -402,34 +402,7 @@ fn bad_input_gets_a_clear_error_and_no_file() {
 
 /// The python venv with the pinned aiosmtpd, made once under `target/smtp-venv`.
 fn venv() -> PathBuf {
-    const PIN: &str = "aiosmtpd==1.4.6";
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/smtp-venv");
-    let py = target.join("bin/python");
-    let ok = |py: &Path| {
-        Command::new(py)
-            .args([
-                "-c",
-                "import aiosmtpd, importlib.metadata as m; assert m.version('aiosmtpd') == '1.4.6'",
-            ])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !ok(&py) {
-        let s = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&target)
-            .status()
-            .expect("python3");
-        assert!(s.success(), "python3 -m venv failed");
-        let s = Command::new(target.join("bin/pip"))
-            .args(["install", "-q", PIN])
-            .status()
-            .expect("pip");
-        assert!(s.success(), "pip install {PIN} failed");
-        assert!(ok(&py));
-    }
-    py
+    support::python_venv("smtp-venv", "aiosmtpd", "1.4.6", "aiosmtpd")
 }
 
 /// An SMTP server that saves every message (envelope and content) as JSON in a folder.

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use crate::config::FileConfig;
-use crate::report::{self, schedule::ReportArgs, Format, Period};
+use crate::report::{self, schedule::MailArgs, Format, Period};
 use crate::store::sqlite::SqliteReader;
 
 /// Render a day's or a month's report: a chart with the key figures (PNG or SVG).
@@ -52,7 +52,7 @@ pub struct ReportCmdArgs {
     pub config: Option<PathBuf>,
     /// Mail settings (as for `meterkast run`).
     #[command(flatten)]
-    pub mail_args: ReportArgs,
+    pub mail_args: MailArgs,
 }
 
 /// Runs the command; exit status 0 when the report was written.

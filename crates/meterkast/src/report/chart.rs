@@ -340,14 +340,7 @@ fn power_chart<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, f: &Figures, u
             PEAK.stroke_width((4.0 * u).max(1.0) as u32),
         )])?;
         let right = x > span * 0.6;
-        let anchor = if right {
-            text_anchor::HPos::Right
-        } else {
-            text_anchor::HPos::Left
-        };
-        let style = bold(26.0 * u)
-            .color(&PEAK)
-            .pos(text_anchor::Pos::new(anchor, text_anchor::VPos::Center));
+        let style = peak_label(u, right, text_anchor::VPos::Center);
         let dx = if right { -0.35 } else { 0.35 };
         chart.draw_series([Text::new(
             format!("peak {} at {}", power(p.power_w), local_hm(p.start)),
@@ -394,6 +387,17 @@ fn bar_ticks(bars: &[Slot], month: bool) -> Vec<(f64, String)> {
             }
         })
         .collect()
+}
+
+/// The peak's label: bold, in the peak colour, to the left of the mark when it is
+/// on the right of the chart.
+fn peak_label(u: f64, right: bool, v: text_anchor::VPos) -> TextStyle<'static> {
+    let h = if right {
+        text_anchor::HPos::Right
+    } else {
+        text_anchor::HPos::Left
+    };
+    bold(26.0 * u).color(&PEAK).pos(text_anchor::Pos::new(h, v))
 }
 
 /// Consecutive runs of slots that have data (gaps stay gaps).
@@ -480,14 +484,7 @@ fn daily_peaks_chart<DB: DrawingBackend>(
     }
     if let (Some(i), Some(p)) = (peak_day, &f.peak) {
         let right = (i as f64) > n * 0.6;
-        let anchor = if right {
-            text_anchor::HPos::Right
-        } else {
-            text_anchor::HPos::Left
-        };
-        let style = bold(26.0 * u)
-            .color(&PEAK)
-            .pos(text_anchor::Pos::new(anchor, text_anchor::VPos::Bottom));
+        let style = peak_label(u, right, text_anchor::VPos::Bottom);
         let x = if right {
             i as f64 - 0.2
         } else {

@@ -121,7 +121,7 @@ impl Period {
                 let (year, month, day) = civil_from_days(days_from_civil(year, month, day) - 7);
                 Period::Day { year, month, day }
             }
-            Period::Month { year, month } if month == 1 => Period::Month {
+            Period::Month { year, month: 1 } => Period::Month {
                 year: year - 1,
                 month: 12,
             },

@@ -88,7 +88,7 @@ impl MailSettings {
                 let user = if u.username().is_empty() {
                     "meterkast".to_string()
                 } else {
-                    u.username().to_string()
+                    percent_decode(u.username())
                 };
                 let addr = if user.contains('@') {
                     user
@@ -140,6 +140,30 @@ impl MailSettings {
             .with_context(|| format!("mailing the report through {} failed", self.server))?;
         Ok(())
     }
+}
+
+/// Decodes `%40`-style escapes (a user name in a URL).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The e-mail for a report: plain text, or HTML with the PNG chart inline.

@@ -35,6 +35,24 @@ pub struct ReportArgs {
     /// [default: 1].
     #[arg(long, env = "MK_REPORT_HOUR")]
     pub report_hour: Option<u32>,
+    /// Where reports are mailed.
+    #[command(flatten)]
+    pub mail: MailArgs,
+    /// The first pause before a failed mail is tried again; it doubles up to an hour
+    /// [default: 1m].
+    #[arg(long, env = "MK_REPORT_RETRY")]
+    pub report_retry: Option<String>,
+    /// Pretend the clock reads this RFC 3339 time when the daemon starts (it runs on
+    /// from there), to try the schedule out: 2026-03-30T01:00:00Z makes the report of
+    /// 2026-03-29 at once.
+    #[arg(long, env = "MK_REPORT_AT")]
+    pub report_at: Option<String>,
+}
+
+/// Mail settings on the command line and in the environment (`[report]` in the config
+/// file holds the same), for the daemon and for `meterkast report --mail`.
+#[derive(Args, Debug, Default, Clone)]
+pub struct MailArgs {
     /// Mail reports through this SMTP server: smtps://user:pass@host:465 (TLS) or
     /// smtp://user:pass@host:587 (STARTTLS; ?starttls=never for a local relay).
     #[arg(long, env = "MK_REPORT_SMTP", hide_env_values = true)]
@@ -45,15 +63,6 @@ pub struct ReportArgs {
     /// A recipient of report mails; repeat or separate with commas.
     #[arg(long, env = "MK_REPORT_TO", value_delimiter = ',')]
     pub report_to: Vec<String>,
-    /// The first pause before a failed mail is tried again; it doubles up to an hour
-    /// [default: 1m].
-    #[arg(long, env = "MK_REPORT_RETRY")]
-    pub report_retry: Option<String>,
-    /// Pretend the clock reads this RFC 3339 time when the daemon starts (it runs on
-    /// from there), to try the schedule out: 2026-03-30T01:00:00Z makes the report of
-    /// 2026-03-29 at once.
-    #[arg(long, env = "MK_REPORT_AT")]
-    pub report_at: Option<String>,
 }
 
 /// The daemon's report settings after merging file, environment and flags.
@@ -79,7 +88,7 @@ pub struct ReportSettings {
     pub prices: Option<Prices>,
 }
 
-impl ReportArgs {
+impl MailArgs {
     /// The mail settings, when SMTP is configured.
     pub fn mail(&self, file: &FileConfig) -> Result<Option<MailSettings>> {
         let cfg = file.report.clone().unwrap_or_default();
@@ -96,11 +105,13 @@ impl ReportArgs {
             .map(Some)
             .context("report mail settings")
     }
+}
 
+impl ReportArgs {
     /// The report settings, or `None` when reports are not asked for (no folder, no
     /// `[report]` table, no SMTP).
     pub fn settings(&self, file: &FileConfig, db: &Path) -> Result<Option<ReportSettings>> {
-        let mail = self.mail(file)?;
+        let mail = self.mail.mail(file)?;
         if self.report_dir.is_none() && file.report.is_none() && mail.is_none() {
             return Ok(None);
         }

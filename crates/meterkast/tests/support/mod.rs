@@ -177,3 +177,38 @@ pub fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String
         .map_or(String::new(), |(_, b)| b.to_string());
     (status, body)
 }
+
+/// A python venv under `target/NAME` with `package==version` from PyPI, made once and
+/// reused while `module` imports and the version matches.
+pub fn python_venv(name: &str, package: &str, version: &str, module: &str) -> PathBuf {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target")
+        .join(name);
+    let py = target.join("bin/python");
+    let check = format!(
+        "import {module}, importlib.metadata as m; assert m.version('{package}') == '{version}'"
+    );
+    let ok = |py: &Path| {
+        Command::new(py)
+            .args(["-c", &check])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !ok(&py) {
+        let s = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&target)
+            .status()
+            .expect("python3");
+        assert!(s.success(), "python3 -m venv failed");
+        let pin = format!("{package}=={version}");
+        let s = Command::new(target.join("bin/pip"))
+            .args(["install", "-q", &pin])
+            .status()
+            .expect("pip");
+        assert!(s.success(), "pip install {pin} failed");
+        assert!(ok(&py));
+    }
+    py
+}
