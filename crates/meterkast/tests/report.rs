@@ -405,23 +405,41 @@ fn venv() -> PathBuf {
     support::python_venv("smtp-venv", "aiosmtpd", "1.4.6", "aiosmtpd")
 }
 
-/// An SMTP server that saves every message (envelope and content) as JSON in a folder.
+/// An SMTP server that saves every message (envelope, content, whether it came over
+/// TLS and who logged in) as JSON in a folder. Modes: `plain`; `starttls` (required,
+/// login mk/secret required); `tls` (implicit TLS, login mk/secret required).
 const SERVER: &str = r#"
-import asyncio, json, os, sys, time
+import json, os, ssl, sys, time
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
-port, folder = int(sys.argv[1]), sys.argv[2]
+port, folder, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+def login(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"mk" and auth_data.password == b"secret"
+    return AuthResult(success=ok, auth_data=auth_data)
 
 class Save:
     async def handle_DATA(self, server, session, envelope):
         name = os.path.join(folder, "%d-%d.json" % (time.time_ns(), os.getpid()))
         with open(name + ".tmp", "w") as f:
             json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
+                       "tls": server.transport.get_extra_info("ssl_object") is not None,
+                       "login": session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None,
                        "content": envelope.original_content.decode("utf-8", "replace")}, f)
         os.rename(name + ".tmp", name)
         return "250 OK"
 
-c = Controller(Save(), hostname="127.0.0.1", port=port)
+kw = {}
+if mode != "plain":
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+    kw = dict(authenticator=login, auth_required=True)
+    if mode == "starttls":
+        kw.update(tls_context=ctx, require_starttls=True)
+    else:
+        kw.update(ssl_context=ctx, auth_require_tls=False)
+c = Controller(Save(), hostname="127.0.0.1", port=port, **kw)
 c.start()
 print("ready", flush=True)
 try:
@@ -449,7 +467,7 @@ def walk(p):
         d["size"] = len(p.get_content())
         d["png"] = p.get_content()[:8] == b"\x89PNG\r\n\x1a\n"
     return d
-print(json.dumps({"subject": m["Subject"], "to": m["To"], "from": m["From"],
+print(json.dumps({"tls": saved["tls"], "login": saved["login"], "subject": m["Subject"], "to": m["To"], "from": m["From"],
                   "mail_from": saved["mail_from"], "rcpt_tos": saved["rcpt_tos"], "tree": walk(m)}))
 "#;
 
@@ -460,12 +478,17 @@ struct Smtp {
 
 impl Smtp {
     fn start(py: &Path, port: u16, folder: &Path) -> Smtp {
+        Smtp::start_mode(py, port, folder, &["plain"])
+    }
+
+    /// Starts the server in a mode (`plain`, or `starttls`/`tls` with cert and key).
+    fn start_mode(py: &Path, port: u16, folder: &Path, mode: &[&str]) -> Smtp {
         std::fs::create_dir_all(folder).unwrap();
         let mut child = Command::new(py)
-            .arg("-c")
-            .arg(SERVER)
+            .args(["-W", "ignore", "-c", SERVER])
             .arg(port.to_string())
             .arg(folder)
+            .args(mode)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -597,6 +620,84 @@ fn a_report_mail_arrives_with_recipients_subject_html_and_chart() {
         assert!(html.contains(value), "{value} not in the HTML");
     }
     drop(smtp);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+#[ignore = "installs aiosmtpd from PyPI and runs a TLS SMTP server on loopback; .ci/run runs it"]
+fn mail_goes_over_starttls_and_implicit_tls_with_a_login() {
+    let py = venv();
+    let dir = tmpdir("report-tls");
+    support::certificates(&dir);
+    let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+    let ca = dir.join("ca.pem");
+    let out = dir.join("day.png");
+    for (mode, scheme) in [("starttls", "smtp"), ("tls", "smtps")] {
+        let port = free_port();
+        let inbox = dir.join(format!("inbox-{mode}"));
+        let smtp = Smtp::start_mode(
+            &py,
+            port,
+            &inbox,
+            &[mode, cert.to_str().unwrap(), key.to_str().unwrap()],
+        );
+        let send = |url: &str| {
+            report(
+                march(),
+                &[
+                    "--date",
+                    "2026-03-29",
+                    "--out",
+                    out.to_str().unwrap(),
+                    "--mail",
+                    "--report-smtp",
+                    url,
+                    "--report-from",
+                    "mk@home.example",
+                    "--report-to",
+                    "ann@example.com",
+                ],
+            )
+        };
+        // The server's certificate is not signed by a CA the system knows: refused.
+        let r = send(&format!("{scheme}://mk:secret@127.0.0.1:{port}"));
+        assert_eq!(
+            r.status.code(),
+            Some(2),
+            "{mode}: an unknown CA must be refused"
+        );
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(
+            err.contains("mailing the report through 127.0.0.1"),
+            "{err}"
+        );
+        // A wrong password is refused too.
+        let r = send(&format!(
+            "{scheme}://mk:wrong@127.0.0.1:{port}?ca={}",
+            ca.display()
+        ));
+        assert_eq!(
+            r.status.code(),
+            Some(2),
+            "{mode}: a wrong password must fail"
+        );
+        assert!(smtp.messages(&py).is_empty());
+        // With the CA trusted and the right login it goes through, encrypted.
+        let r = send(&format!(
+            "{scheme}://mk:secret@127.0.0.1:{port}?ca={}",
+            ca.display()
+        ));
+        assert!(
+            r.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let msgs = smtp.messages(&py);
+        assert_eq!(msgs.len(), 1, "{mode}");
+        assert_eq!(msgs[0]["tls"], true, "{mode}");
+        assert_eq!(msgs[0]["login"], "mk", "{mode}");
+        check_mail(&msgs[0], &["ann@example.com"]);
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

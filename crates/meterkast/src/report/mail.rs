@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use lettre::address::Envelope;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
 use super::figures::Figures;
@@ -16,6 +17,19 @@ use super::text;
 /// The Content-ID the HTML body refers to the chart by.
 pub const CHART_CID: &str = "chart@meterkast";
 
+/// How the SMTP connection uses TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TlsMode {
+    /// TLS from the first byte (`smtps://`).
+    Implicit,
+    /// STARTTLS, refusing a server without it.
+    Required,
+    /// STARTTLS when the server offers it.
+    Opportunistic,
+    /// No TLS (a relay on the same machine).
+    Never,
+}
+
 /// Where and to whom reports are mailed.
 #[derive(Clone)]
 pub struct MailSettings {
@@ -23,6 +37,12 @@ pub struct MailSettings {
     url: String,
     /// Host and port, for messages (never the credentials).
     pub server: String,
+    /// The host name the server's certificate must carry.
+    host: String,
+    /// How TLS is used.
+    tls: TlsMode,
+    /// Extra CA certificates (PEM) to trust besides the system's (`?ca=`).
+    ca: Option<Vec<u8>>,
     /// The sender.
     pub from: Mailbox,
     /// The recipients.
@@ -44,7 +64,8 @@ impl MailSettings {
     ///
     /// `smtps://user:pass@host:465` is implicit TLS; `smtp://user:pass@host:587` uses
     /// STARTTLS, required unless `?starttls=opportunistic` or `?starttls=never` (for a
-    /// relay on the same machine) says otherwise.
+    /// relay on the same machine) says otherwise. `?ca=/path/ca.pem` trusts a private CA
+    /// (a self-signed server) besides the system's certificates.
     pub fn new(smtp: &str, from: Option<&str>, to: &[String]) -> Result<MailSettings> {
         let hint =
             "use smtps://user:password@host:465 (TLS) or smtp://user:password@host:587 (STARTTLS)";
@@ -55,30 +76,46 @@ impl MailSettings {
             .filter(|h| !h.is_empty())
             .with_context(|| format!("the SMTP URL names no host: {hint}"))?
             .to_string();
-        let mut starttls = None;
+        let (mut starttls, mut ca_path) = (None, None);
         for (k, v) in u.query_pairs() {
             match k.as_ref() {
                 "starttls" => starttls = Some(v.to_string()),
-                other => bail!("the SMTP URL has an unknown setting {other}=: only starttls=required|opportunistic|never"),
+                "ca" => ca_path = Some(v.to_string()),
+                other => bail!("the SMTP URL has an unknown setting {other}=: only starttls=required|opportunistic|never and ca=/path/ca.pem"),
             }
         }
-        let tls = match (u.scheme(), starttls.as_deref()) {
-            ("smtps", None) => None,
+        let mode = match (u.scheme(), starttls.as_deref()) {
+            ("smtps", None) => TlsMode::Implicit,
             ("smtps", Some(_)) => bail!("smtps:// is TLS from the start; starttls= is for smtp://"),
-            ("smtp", None | Some("required")) => Some("required"),
-            ("smtp", Some("opportunistic")) => Some("opportunistic"),
-            ("smtp", Some("never")) => None,
+            ("smtp", None | Some("required")) => TlsMode::Required,
+            ("smtp", Some("opportunistic")) => TlsMode::Opportunistic,
+            ("smtp", Some("never")) => TlsMode::Never,
             ("smtp", Some(other)) => {
                 bail!("starttls={other}: use required, opportunistic or never")
             }
             (other, _) => bail!("the SMTP URL's scheme is {other}: {hint}"),
         };
-        let port = u.port().unwrap_or(match (u.scheme(), tls) {
-            ("smtps", _) => 465,
-            (_, Some(_)) => 587,
-            _ => 25,
+        let ca = match ca_path {
+            Some(_) if mode == TlsMode::Never => bail!("ca= is for TLS; starttls=never uses none"),
+            Some(p) => {
+                let pem = std::fs::read(&p)
+                    .with_context(|| format!("cannot read the CA certificate ca={p}"))?;
+                Certificate::from_pem(&pem)
+                    .map_err(|e| anyhow::anyhow!("ca={p} is not a PEM certificate ({e})"))?;
+                Some(pem)
+            }
+            None => None,
+        };
+        let port = u.port().unwrap_or(match mode {
+            TlsMode::Implicit => 465,
+            TlsMode::Required | TlsMode::Opportunistic => 587,
+            TlsMode::Never => 25,
         });
-        u.set_query(tls.map(|t| format!("tls={t}")).as_deref());
+        u.set_query(match mode {
+            TlsMode::Required => Some("tls=required"),
+            TlsMode::Opportunistic => Some("tls=opportunistic"),
+            TlsMode::Implicit | TlsMode::Never => None,
+        });
         let _ = u.set_port(Some(port));
         let from = match from {
             Some(f) => f
@@ -118,15 +155,28 @@ impl MailSettings {
         Ok(MailSettings {
             url: u.to_string(),
             server: format!("{host}:{port}"),
+            host,
+            tls: mode,
+            ca,
             from,
             to,
         })
     }
 
     fn transport(&self) -> Result<SmtpTransport> {
-        Ok(SmtpTransport::from_url(&self.url)?
-            .timeout(Some(Duration::from_secs(30)))
-            .build())
+        let mut b = SmtpTransport::from_url(&self.url)?.timeout(Some(Duration::from_secs(30)));
+        if let Some(pem) = &self.ca {
+            let params = TlsParameters::builder(self.host.clone())
+                .add_root_certificate(Certificate::from_pem(pem)?)
+                .build()?;
+            b = b.tls(match self.tls {
+                TlsMode::Implicit => Tls::Wrapper(params),
+                TlsMode::Required => Tls::Required(params),
+                TlsMode::Opportunistic => Tls::Opportunistic(params),
+                TlsMode::Never => Tls::None,
+            });
+        }
+        Ok(b.build())
     }
 
     /// Sends a formatted message (as [`message`] makes it) to the recipients.
@@ -215,6 +265,8 @@ mod tests {
             "smtp://host?starttls=maybe",
             "smtp://host?tls=none",
             "smtps://host?starttls=required",
+            "smtps://host?ca=/nonexistent/ca.pem",
+            "smtp://host?starttls=never&ca=/etc/hostname",
             "not a url",
         ] {
             let e = MailSettings::new(bad, Some("a@b.c"), &to).unwrap_err();
