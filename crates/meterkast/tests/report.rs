@@ -137,15 +137,19 @@ fn detail(text: &str, label: &str, key: &str) -> Option<f64> {
     rest.split([' ', ')']).next()?.parse().ok()
 }
 
+/// Renders a day of the March store as PNG in a fresh folder: the folder, the printed
+/// figures, and the import and export pixel counts.
+fn march_day(name: &str, date: &str) -> (PathBuf, String, (usize, usize)) {
+    let dir = tmpdir(name);
+    let png = dir.join(format!("{date}.png"));
+    let text = report_ok(march(), &["--date", date, "--out", png.to_str().unwrap()]);
+    let colours = check_picture(&png, 1080);
+    (dir, text, colours)
+}
+
 #[test]
 fn a_day_renders_as_png_and_svg() {
-    let dir = tmpdir("report-day");
-    let png = dir.join("day.png");
-    let text = report_ok(
-        march(),
-        &["--date", "2026-03-25", "--out", png.to_str().unwrap()],
-    );
-    let (orange, green) = check_picture(&png, 1080);
+    let (dir, text, (orange, green)) = march_day("report-day", "2026-03-25");
     assert!(
         orange > 5000,
         "the import curve and bars are missing ({orange} px)"
@@ -205,13 +209,7 @@ fn a_day_renders_as_png_and_svg() {
 
 #[test]
 fn a_day_without_data_is_a_clear_picture_not_an_error() {
-    let dir = tmpdir("report-nodata");
-    let png = dir.join("empty.png");
-    let text = report_ok(
-        march(),
-        &["--date", "2026-03-10", "--out", png.to_str().unwrap()],
-    );
-    let (orange, green) = check_picture(&png, 1080);
+    let (dir, text, (orange, green)) = march_day("report-nodata", "2026-03-10");
     assert_eq!((orange, green), (0, 0), "no data must draw no curve");
     assert!(
         text.contains("Import: – (no data stored for this day)"),
@@ -575,6 +573,23 @@ fn check_mail(m: &J, recipients: &[&str]) -> (String, String) {
     (plain["text"].as_str().unwrap().to_string(), html_text)
 }
 
+/// `meterkast report --mail` for 2026-03-29 of the March store.
+fn mail_day(out: &Path, smtp: &str, from: &str, to: &str) -> Output {
+    let out = out.to_str().unwrap();
+    let args = [
+        "--date",
+        "2026-03-29",
+        "--out",
+        out,
+        "--mail",
+        "--report-smtp",
+        smtp,
+    ];
+    let mut args = args.to_vec();
+    args.extend(["--report-from", from, "--report-to", to]);
+    report(march(), &args)
+}
+
 #[test]
 #[ignore = "installs aiosmtpd from PyPI and runs an SMTP server on loopback; .ci/run runs it"]
 fn a_report_mail_arrives_with_recipients_subject_html_and_chart() {
@@ -584,22 +599,14 @@ fn a_report_mail_arrives_with_recipients_subject_html_and_chart() {
     let smtp = Smtp::start(&py, port, &dir.join("inbox"));
     let out = dir.join("day.png");
     let url = format!("smtp://127.0.0.1:{port}?starttls=never");
-    let text = report_ok(
-        march(),
-        &[
-            "--date",
-            "2026-03-29",
-            "--out",
-            out.to_str().unwrap(),
-            "--mail",
-            "--report-smtp",
-            &url,
-            "--report-from",
-            "meterkast <mk@home.example>",
-            "--report-to",
-            "ann@example.com,bob@example.org",
-        ],
+    let r = mail_day(
+        &out,
+        &url,
+        "meterkast <mk@home.example>",
+        "ann@example.com,bob@example.org",
     );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let text = String::from_utf8(r.stdout).unwrap();
     let msgs = smtp.messages(&py);
     assert_eq!(msgs.len(), 1);
     let m = &msgs[0];
@@ -641,24 +648,7 @@ fn mail_goes_over_starttls_and_implicit_tls_with_a_login() {
             &inbox,
             &[mode, cert.to_str().unwrap(), key.to_str().unwrap()],
         );
-        let send = |url: &str| {
-            report(
-                march(),
-                &[
-                    "--date",
-                    "2026-03-29",
-                    "--out",
-                    out.to_str().unwrap(),
-                    "--mail",
-                    "--report-smtp",
-                    url,
-                    "--report-from",
-                    "mk@home.example",
-                    "--report-to",
-                    "ann@example.com",
-                ],
-            )
-        };
+        let send = |url: &str| mail_day(&out, url, "mk@home.example", "ann@example.com");
         // The server's certificate is not signed by a CA the system knows: refused.
         let r = send(&format!("{scheme}://mk:secret@127.0.0.1:{port}"));
         assert_eq!(
