@@ -104,6 +104,33 @@ pub struct FileConfig {
     pub sql_interval: Option<String>,
     /// Prices for costs (the dashboard can change them; its changes win).
     pub prices: Option<crate::prices::Prices>,
+    /// Daily and monthly reports (`[report]`).
+    pub report: Option<ReportConfig>,
+}
+
+/// The `[report]` table: where reports go, when, and whom they are mailed to.
+#[derive(Debug, Deserialize, Default, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    /// The folder reports are written to (default: `reports` beside the database).
+    pub folder: Option<PathBuf>,
+    /// The local hour after midnight at which yesterday's report is made (default 1).
+    pub hour: Option<u32>,
+    /// Whether to make last month's report on the 1st too (default: yes).
+    pub monthly: Option<bool>,
+    /// The meter to report on (default: every current meter).
+    pub meter: Option<String>,
+    /// The picture's width in pixels (default 1080).
+    pub width: Option<u32>,
+    /// SMTP URL to mail reports through (`smtps://user:pass@host:465`).
+    pub smtp: Option<String>,
+    /// The sender address.
+    pub from: Option<String>,
+    /// The recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// The first wait before a failed mail is tried again (`1m`; it doubles up to an hour).
+    pub retry: Option<String>,
 }
 
 /// A string or a list of strings.
@@ -143,6 +170,23 @@ mod tests {
         for s in &c.sources {
             crate::source::SourceSpec::parse(&s.url()).unwrap();
         }
+    }
+
+    #[test]
+    fn the_example_report_table_parses() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../meterkast.example.toml");
+        let text = std::fs::read_to_string(p).unwrap();
+        let (_, table) = text.split_once("#[report]").expect("a [report] example");
+        let table: String = table
+            .lines()
+            .map(|l| l.strip_prefix('#').unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c: FileConfig = toml::from_str(&format!("[report]\n{table}")).unwrap();
+        let r = c.report.unwrap();
+        assert_eq!(r.hour, Some(1));
+        assert_eq!(r.to.len(), 2);
+        assert!(toml::from_str::<FileConfig>("[report]\nhours = 1").is_err());
     }
 
     #[test]

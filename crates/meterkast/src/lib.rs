@@ -12,6 +12,7 @@ pub mod mdns;
 pub mod mqtt_url;
 pub mod pipeline;
 pub mod prices;
+pub mod report;
 pub mod sim;
 pub mod sink;
 pub mod source;

@@ -23,6 +23,7 @@ enum Command {
     /// Write a simulated meter's output (stdout or TCP), for demos, tests and benchmarks.
     #[command(long_about = cmd::simulate::LONG_HELP)]
     Simulate(cmd::simulate::SimulateArgs),
+    Report(Box<cmd::report::ReportCmdArgs>),
 }
 
 fn main() {
@@ -39,6 +40,7 @@ fn main() {
         Command::Import(args) => cmd::import::run(args),
         Command::Run(args) => cmd::run::run(*args),
         Command::Simulate(args) => cmd::simulate::run(args),
+        Command::Report(args) => cmd::report::run(*args),
     };
     match result {
         Ok(code) => std::process::exit(code),

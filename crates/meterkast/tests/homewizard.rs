@@ -310,31 +310,12 @@ fn homewizard_meter_picks_the_meter() {
 
 /// The python venv with the pinned client, made once under `target/hw-venv`.
 fn venv() -> PathBuf {
-    const PIN: &str = "python-homewizard-energy==6.3.0";
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/hw-venv");
-    let py = target.join("bin/python");
-    let ok = |py: &Path| {
-        Command::new(py)
-            .args(["-c", "import homewizard_energy, importlib.metadata as m; assert m.version('python-homewizard-energy') == '6.3.0'"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !ok(&py) {
-        let s = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&target)
-            .status()
-            .expect("python3");
-        assert!(s.success(), "python3 -m venv failed");
-        let s = Command::new(target.join("bin/pip"))
-            .args(["install", "-q", PIN])
-            .status()
-            .expect("pip");
-        assert!(s.success(), "pip install {PIN} failed");
-        assert!(ok(&py));
-    }
-    py
+    python_venv(
+        "hw-venv",
+        "python-homewizard-energy",
+        "6.3.0",
+        "homewizard_energy",
+    )
 }
 
 const CLIENT: &str = r#"

@@ -2,5 +2,6 @@
 
 pub mod import;
 pub mod parse;
+pub mod report;
 pub mod run;
 pub mod simulate;

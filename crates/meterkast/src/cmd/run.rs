@@ -135,6 +135,9 @@ pub struct RunArgs {
     /// The interval table's bucket, from 1m to 24h [default: 5m].
     #[arg(long, env = "MK_SQL_INTERVAL")]
     pub sql_interval: Option<String>,
+    /// Daily and monthly reports.
+    #[command(flatten)]
+    pub report: crate::report::schedule::ReportArgs,
 }
 
 /// The settings after merging file, environment and flags.
@@ -164,6 +167,8 @@ pub struct Settings {
     pub ingest: Option<source::ingest::IngestSettings>,
     /// The SQL history sinks.
     pub sql: Vec<crate::sink::sql::SqlSettings>,
+    /// Scheduled reports, if asked for.
+    pub report: Option<crate::report::schedule::ReportSettings>,
 }
 
 impl RunArgs {
@@ -311,7 +316,9 @@ impl RunArgs {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
+        let report = self.report.settings(&file, &db.state_base(&state_dir))?;
         Ok(Settings {
+            report,
             store,
             forward,
             ingest,
@@ -648,6 +655,21 @@ async fn serve(settings: Settings) -> Result<()> {
     }
     drop(forward_tx);
     drop(frame_tx);
+    if let Some(r) = settings.report.clone() {
+        eprintln!(
+            "  reports into {}{}",
+            r.folder.display(),
+            r.mail
+                .as_ref()
+                .map_or(String::new(), |m| format!(", mailed through {}", m.server))
+        );
+        tokio::spawn(crate::report::schedule::run(
+            r,
+            settings.db.clone(),
+            metrics.clone(),
+            stop_rx.clone(),
+        ));
+    }
     if settings.homewizard.mdns {
         tokio::spawn(crate::mdns::advertise(state.clone(), addr, stop_rx.clone()));
     }

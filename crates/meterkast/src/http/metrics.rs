@@ -30,6 +30,16 @@ pub struct Metrics {
     pub commit_latency: Histogram,
     /// The SQL history sinks.
     pub sql: std::sync::Arc<crate::sink::sql::SqlMetrics>,
+    /// Reports written to the reports folder.
+    pub reports_written: AtomicU64,
+    /// Reports that could not be made (store or disk trouble).
+    pub report_failures: AtomicU64,
+    /// Report mails delivered.
+    pub report_mail_sent: AtomicU64,
+    /// Failed attempts to deliver a report mail.
+    pub report_mail_failures: AtomicU64,
+    /// Report mails waiting to be delivered.
+    pub report_mail_pending: AtomicU64,
 }
 
 /// The upper bounds of the commit latency buckets, seconds.
@@ -141,12 +151,27 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
          # HELP meterkast_bridge_clients Raw telegram bridge clients connected.\n# TYPE meterkast_bridge_clients gauge\n\
          meterkast_bridge_clients {}\n\
          # HELP meterkast_bridge_dropped_total Bridge clients dropped for being too slow.\n# TYPE meterkast_bridge_dropped_total counter\n\
-         meterkast_bridge_dropped_total {}\n",
+         meterkast_bridge_dropped_total {}\n\
+         # HELP meterkast_reports_written_total Daily and monthly reports written.\n# TYPE meterkast_reports_written_total counter\n\
+         meterkast_reports_written_total {}\n\
+         # HELP meterkast_report_failures_total Reports that could not be made.\n# TYPE meterkast_report_failures_total counter\n\
+         meterkast_report_failures_total {}\n\
+         # HELP meterkast_report_mail_sent_total Report mails delivered.\n# TYPE meterkast_report_mail_sent_total counter\n\
+         meterkast_report_mail_sent_total {}\n\
+         # HELP meterkast_report_mail_failures_total Failed attempts to deliver a report mail (each is retried).\n# TYPE meterkast_report_mail_failures_total counter\n\
+         meterkast_report_mail_failures_total {}\n\
+         # HELP meterkast_report_mail_pending Report mails waiting to be delivered.\n# TYPE meterkast_report_mail_pending gauge\n\
+         meterkast_report_mail_pending {}\n",
         m.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
         m.commit_max_micros.load(Ordering::Relaxed) as f64 / 1e6,
         m.duplicates.load(Ordering::Relaxed),
         m.bridge_clients.load(Ordering::Relaxed),
         m.bridge_dropped.load(Ordering::Relaxed),
+        m.reports_written.load(Ordering::Relaxed),
+        m.report_failures.load(Ordering::Relaxed),
+        m.report_mail_sent.load(Ordering::Relaxed),
+        m.report_mail_failures.load(Ordering::Relaxed),
+        m.report_mail_pending.load(Ordering::Relaxed),
     );
     let _ = write!(
         out,

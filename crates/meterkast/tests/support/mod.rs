@@ -221,3 +221,104 @@ pub fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String
         .map_or(String::new(), |(_, b)| b.to_string());
     (status, body)
 }
+
+/// A python venv under `target/NAME` with `package==version` from PyPI, made once and
+/// reused while `module` imports and the version matches.
+pub fn python_venv(name: &str, package: &str, version: &str, module: &str) -> PathBuf {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target")
+        .join(name);
+    let py = target.join("bin/python");
+    let check = format!(
+        "import {module}, importlib.metadata as m; assert m.version('{package}') == '{version}'"
+    );
+    let ok = |py: &Path| {
+        Command::new(py)
+            .args(["-c", &check])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !ok(&py) {
+        let s = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&target)
+            .status()
+            .expect("python3");
+        assert!(s.success(), "python3 -m venv failed");
+        let pin = format!("{package}=={version}");
+        let s = Command::new(target.join("bin/pip"))
+            .args(["install", "-q", &pin])
+            .status()
+            .expect("pip");
+        assert!(s.success(), "pip install {pin} failed");
+        assert!(ok(&py));
+    }
+    py
+}
+
+/// A CA (`ca.pem`) and a server certificate for 127.0.0.1 and localhost signed by it
+/// (`server.pem`, `server.key`), made in `dir` with the openssl tool.
+pub fn certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl tool");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("san.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=meterkast test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+    ]);
+}
