@@ -102,6 +102,8 @@ pub struct Settings {
     pub homewizard: http::homewizard::HwSettings,
     /// The MQTT output, if any.
     pub mqtt: Option<crate::sink::mqtt::MqttSettings>,
+    /// Prices from the config file (the dashboard's edits win).
+    pub prices: Option<crate::prices::Prices>,
 }
 
 impl RunArgs {
@@ -187,6 +189,7 @@ impl RunArgs {
             auth,
             homewizard: self.homewizard.settings(&file),
             mqtt,
+            prices: file.prices.clone(),
         })
     }
 }
@@ -339,6 +342,7 @@ async fn serve(settings: Settings) -> Result<()> {
     );
     state.metrics = metrics.clone();
     state.homewizard = settings.homewizard.clone();
+    state.prices = settings.prices.clone();
     {
         let reader = SqliteReader::open(&settings.db)?;
         let mut latest = state.latest.write().expect("latest lock");
