@@ -19,7 +19,8 @@ function ticks(lo, hi, n = 4) {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) || raw;
   const out = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) out.push(Math.round(v / step) * step);
+  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) out.push(Math.round(v / step) * step + 0);
+  out.step = step;
   return out;
 }
 
@@ -46,7 +47,9 @@ export function barChart(box, opts) {
     const ys = ticks(lo, hi);
     hi = Math.max(hi, ys[ys.length - 1]);
     lo = Math.min(lo, ys[0]);
-    const left = 52, right = 8, padTop = 10, padBottom = 24;
+    // Decimals the ticks need to tell apart (0.05 steps need two).
+    const digits = Math.min(3, Math.max(0, -Math.floor(Math.log10(ys.step) + 1e-9) + (ys.step / 10 ** Math.floor(Math.log10(ys.step)) % 1 ? 1 : 0)));
+    const left = 56, right = 8, padTop = opts.line ? 22 : 10, padBottom = 24;
     const pw = W - left - right, ph = H - padTop - padBottom;
     const y = (v) => padTop + ((hi - v) / (hi - lo)) * ph;
     const slot = pw / n, bw = Math.max(1, Math.min(40, slot * 0.72));
@@ -55,7 +58,7 @@ export function barChart(box, opts) {
     for (const v of ys) {
       el('line', { x1: left, x2: W - right, y1: y(v), y2: y(v), class: v === 0 ? 'axis' : 'grid' }, svg);
       const tx = el('text', { x: left - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'tick' }, svg);
-      tx.textContent = opts.yfmt ? opts.yfmt(v) : v;
+      tx.textContent = opts.yfmt ? opts.yfmt(v, digits) : v;
     }
     const every = Math.ceil(n / Math.max(1, Math.floor(pw / 46)));
     for (let i = 0; i < n; i++) {

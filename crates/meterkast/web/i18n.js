@@ -6,7 +6,7 @@ export const TZ = 'Europe/Brussels';
 const en = {
   now: 'Now', history: 'History', capacity: 'Capacity', baseload: 'Base load', meter: 'Meter', prices: 'Prices',
   importing: 'Taking from the grid', exporting: 'Delivering to the grid', idle: 'Balanced',
-  net_power: 'Net power', phases: 'Phases', phase: 'Phase', power: 'Power', voltage: 'Voltage', current: 'Current',
+  net_power: 'Net power', electricity: 'Electricity', avg_power: 'Average power', phases: 'Phases', phase: 'Phase', power: 'Power', voltage: 'Voltage', current: 'Current',
   last_15: 'Last 15 minutes', today: 'Today', import: 'Import', export: 'Export', gas: 'Gas', water: 'Water', heat: 'Heat',
   cost: 'Cost', net_cost: 'Net cost', fixed: 'Fixed charges', total: 'Total', tariff: 'Tariff',
   no_meter: 'No meter has sent a reading yet. meterkast is waiting for its source; this page fills in by itself.',
@@ -42,7 +42,7 @@ const en = {
 const nl = {
   now: 'Nu', history: 'Historie', capacity: 'Capaciteit', baseload: 'Sluipverbruik', meter: 'Meter', prices: 'Prijzen',
   importing: 'Afname van het net', exporting: 'Teruglevering aan het net', idle: 'In balans',
-  net_power: 'Nettovermogen', phases: 'Fasen', phase: 'Fase', power: 'Vermogen', voltage: 'Spanning', current: 'Stroom',
+  net_power: 'Nettovermogen', electricity: 'Elektriciteit', avg_power: 'Gemiddeld vermogen', phases: 'Fasen', phase: 'Fase', power: 'Vermogen', voltage: 'Spanning', current: 'Stroom',
   last_15: 'Laatste 15 minuten', today: 'Vandaag', import: 'Afname', export: 'Teruglevering', gas: 'Gas', water: 'Water', heat: 'Warmte',
   cost: 'Kosten', net_cost: 'Nettokosten', fixed: 'Vaste kosten', total: 'Totaal', tariff: 'Tarief',
   no_meter: 'Er is nog geen meting binnen. meterkast wacht op de bron; deze pagina vult zich vanzelf.',
@@ -79,7 +79,7 @@ const de = {
   ...en,
   now: 'Jetzt', history: 'Verlauf', capacity: 'Leistung', baseload: 'Grundlast', meter: 'Zähler', prices: 'Preise',
   importing: 'Bezug aus dem Netz', exporting: 'Einspeisung ins Netz', idle: 'Ausgeglichen',
-  net_power: 'Nettoleistung', phases: 'Phasen', phase: 'Phase', power: 'Leistung', voltage: 'Spannung', current: 'Strom',
+  net_power: 'Nettoleistung', electricity: 'Strom', avg_power: 'Mittlere Leistung', phases: 'Phasen', phase: 'Phase', power: 'Leistung', voltage: 'Spannung', current: 'Strom',
   last_15: 'Letzte 15 Minuten', today: 'Heute', import: 'Bezug', export: 'Einspeisung', gas: 'Gas', water: 'Wasser', heat: 'Wärme',
   cost: 'Kosten', net_cost: 'Nettokosten', fixed: 'Grundgebühr', total: 'Summe', tariff: 'Tarif',
   no_meter: 'Noch kein Zähler hat Daten gesendet. meterkast wartet auf die Quelle; diese Seite füllt sich von selbst.',
@@ -92,7 +92,7 @@ const fr = {
   ...en,
   now: 'Maintenant', history: 'Historique', capacity: 'Capacité', baseload: 'Consommation de base', meter: 'Compteur', prices: 'Prix',
   importing: 'Prélèvement du réseau', exporting: 'Injection sur le réseau', idle: 'Équilibré',
-  net_power: 'Puissance nette', phases: 'Phases', phase: 'Phase', power: 'Puissance', voltage: 'Tension', current: 'Courant',
+  net_power: 'Puissance nette', electricity: 'Électricité', avg_power: 'Puissance moyenne', phases: 'Phases', phase: 'Phase', power: 'Puissance', voltage: 'Tension', current: 'Courant',
   last_15: '15 dernières minutes', today: "Aujourd'hui", import: 'Prélèvement', export: 'Injection', gas: 'Gaz', water: 'Eau', heat: 'Chaleur',
   cost: 'Coût', net_cost: 'Coût net', fixed: 'Frais fixes', total: 'Total', tariff: 'Tarif',
   no_meter: "Aucun compteur n'a encore envoyé de mesure. meterkast attend sa source ; cette page se remplit d'elle-même.",
@@ -102,7 +102,7 @@ const fr = {
 };
 
 export const LANGS = { en, nl, de, fr };
-export const LANG_NAMES = { en: 'English', nl: 'Nederlands', de: 'Deutsch', fr: 'Français' };
+export const LANG_NAMES = { en: 'EN · English', nl: 'NL · Nederlands', de: 'DE · Deutsch', fr: 'FR · Français' };
 
 let lang = 'en';
 

@@ -211,7 +211,7 @@ async function history(body, params, m) {
   const chartBox = h('div', { id: 'history-chart', 'data-buckets': bs.length });
   const drill = step === '1mo' ? (i) => link('1d', bs[i].start && localDate(bs[i].start))
     : step === '1d' ? (i) => link('1h', localDate(bs[i].start)) : null;
-  body.append(card(`${t('power')} · ${unit}`, chartBox));
+  body.append(card(quarter ? `${t('avg_power')} · kW` : `${t('electricity')} · kWh`, chartBox));
   after(body, () => barChart(chartBox, {
     labels: bs.map((b) => bucketLabel(step, b)),
     stacks,
@@ -219,7 +219,7 @@ async function history(body, params, m) {
     ghost: quarter ? null : prev.buckets.map((b) => b.import_kwh || 0),
     ghostLabel: t('compare', { period: t('previous_period') }),
     highlight: hl,
-    yfmt: (v) => num(v, Math.abs(v) < 10 && v % 1 ? 1 : 0),
+    yfmt: (v, d) => num(v, d),
     tip: (i) => `${bucketLabel(step, bs[i])}: ${t('import')} ${num((bs[i].import_kwh || 0) * k, 3)} ${unit}, ${t('export')} ${num((bs[i].export_kwh || 0) * k, 3)} ${unit}`,
     onClick: drill ? (i) => { location.hash = drill(i); } : null,
   }));
@@ -233,7 +233,7 @@ async function history(body, params, m) {
       labels: bs.map((b) => bucketLabel(step, b)), height: 160,
       stacks: [{ label: t(kind), color: css(color), sign: 1, values: bs.map((b) => b[key] || 0) }],
       ghost: prev.buckets.map((b) => b[key] || 0),
-      yfmt: (v) => num(v, v % 1 ? 1 : 0),
+      yfmt: (v, d) => num(v, d),
       tip: (i) => `${bucketLabel(step, bs[i])}: ${num(bs[i][key], 3)} m³`,
     }));
   }
@@ -243,7 +243,7 @@ async function history(body, params, m) {
   const tbody = h('tbody');
   const line = (label, key, f, kind) => {
     const a = sum(bs, key), b = sum(pb, key);
-    if (a == null && b == null) return;
+    if ((a == null && b == null) || (!a && !b && kind !== 'import')) return;
     tbody.append(h('tr', { 'data-kind': kind }, h('th', { text: label }),
       h('td', { text: f(a), 'data-value': a ?? '' }), h('td', { text: f(b), 'data-value': b ?? '' }),
       h('td', { text: change(a, b) })));
@@ -330,7 +330,7 @@ async function capacity(body, params, m) {
     stacks: [{ label: t('month_peak', { month: '' }), color: css('--imp2'), sign: 1, values: p.months.map((x) => (x.peak_w || 0) / 1000) }],
     highlight: p.months.length - 1,
     line: kw != null ? { value: kw, label: `${t('rolling')} ${num(kw, 2)} kW` } : null,
-    yfmt: (v) => `${num(v, v % 1 ? 1 : 0)}`,
+    yfmt: (v, d) => `${num(v, d)} kW`,
     tip: (i) => `${p.months[i].month}: ${p.months[i].peak_w != null ? power(p.months[i].peak_w) : '–'}`,
     onClick: (i) => { if (p.months[i].start) location.hash = `#/history?step=15m&date=${localDate(p.months[i].start)}&peak=${encodeURIComponent(p.months[i].start)}`; },
   }));
@@ -348,7 +348,7 @@ async function capacity(body, params, m) {
     for (const e of rep['0-0:98.1.0']?.entries || []) {
       const mo = e.timestamp ? localDate(e.timestamp).slice(0, 7) : null;
       const ours = p.months.find((x) => x.month === mo);
-      tb.append(row([`${t('meter_history')} ${mo || ''}`, `${power(e.value * 1000)}`, ours?.peak_w != null ? power(ours.peak_w) : '–']));
+      tb.append(row([`${t('meter_history')}: ${mo ? monthName(`${mo}-15T12:00:00Z`) : ''}`, `${power(e.value * 1000)}`, ours?.peak_w != null ? power(ours.peak_w) : '–']));
     }
     regs.append(h('table.grid', {}, h('thead', {}, row(['', t('meter_says'), t('computed')])), tb));
   }
@@ -373,7 +373,7 @@ async function baseload(body, params, m) {
     labels: b.nights.map((n) => fmt(`${n.date}T12:00:00Z`, { day: 'numeric', month: 'short' })),
     stacks: [{ label: t('baseload'), color: css('--accent'), sign: 1, values: b.nights.map((n) => n.power_w) }],
     line: { value: b.typical_w, label: `${t('typical')} ${power(b.typical_w)}` },
-    yfmt: (v) => `${num(v)} W`,
+    yfmt: (v, d) => `${num(v, d)} W`,
     tip: (i) => `${date(b.nights[i].start)} ${time(b.nights[i].start)}: ${power(b.nights[i].power_w)}`,
     onClick: (i) => { location.hash = `#/history?step=15m&date=${b.nights[i].date}`; },
   }));

@@ -400,7 +400,11 @@ const MAX_RAW_SECONDS: i64 = 2 * 86_400;
 
 /// Checks and resolves the range of a query; `limited` applies the size limits of a
 /// single JSON answer (export streams, so it has none).
-pub(crate) fn range(q: &SeriesQuery, step: Option<Step>, limited: bool) -> Result<(i64, i64), ApiError> {
+pub(crate) fn range(
+    q: &SeriesQuery,
+    step: Option<Step>,
+    limited: bool,
+) -> Result<(i64, i64), ApiError> {
     let from = match &q.from {
         Some(f) => parse_time("from", f)?,
         None => Step::Day.bucket(crate::source::now()).0,

@@ -313,14 +313,19 @@ pub async fn get_prices(State(s): State<AppState>) -> Result<Json<Prices>, ApiEr
     (status = 400, body = super::api::ErrorBody, description = "Not valid prices")))]
 pub async fn put_prices(
     State(s): State<AppState>,
-    body: Result<Json<Prices>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<Prices>, ApiError> {
-    let Json(p) = body.map_err(|e| {
+    let bad = |why: String| {
         ApiError::bad(format!(
-            "the body must be prices as JSON, like GET /api/v1/prices answers: {}",
-            e.body_text()
+            "the body must be prices as a JSON object, like GET /api/v1/prices answers: {why}"
         ))
-    })?;
+    };
+    let Json(v) = body.map_err(|e| bad(e.body_text()))?;
+    if !v.is_object() {
+        let shown: String = v.to_string().chars().take(40).collect();
+        return Err(bad(format!("got {shown}")));
+    }
+    let p: Prices = serde_json::from_value(v).map_err(|e| bad(e.to_string()))?;
     p.validate().map_err(|e| ApiError::bad(e.to_string()))?;
     s.read(move |r| p.save(r).map(|()| p)).await.map(Json)
 }

@@ -182,7 +182,10 @@ pub fn router(state: AppState) -> Router<()> {
         .route("/api/v1/live", get(live::live))
         .route("/api/v1/cost", get(dash::cost))
         .route("/api/v1/baseload", get(dash::baseload))
-        .route("/api/v1/prices", get(dash::get_prices).put(dash::put_prices))
+        .route(
+            "/api/v1/prices",
+            get(dash::get_prices).put(dash::put_prices),
+        )
         .route("/api/v1/status", get(dash::status))
         .route("/api/v1/power", get(dash::power))
         .route("/metrics", get(metrics::metrics))
