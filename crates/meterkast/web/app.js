@@ -7,14 +7,20 @@ import { api, h, note, listeners } from './ui.js';
 
 const state = { meters: [], meter: null };
 
+let lastReload = 0;
+
 function openLive() {
   const es = new EventSource('/api/v1/live');
   es.addEventListener('reading', (ev) => {
     let frame;
     try { frame = JSON.parse(ev.data); } catch { return; }
     if (!state.meters.some((m) => m.id === frame.meter)) {
-      // A meter we did not know yet: reload the list (first reading after start).
-      loadMeters().then(render);
+      // A meter we did not know yet (its first reading): reload the list, at most
+      // every few seconds (the store commits it within one).
+      if (Date.now() - lastReload > 3000) {
+        lastReload = Date.now();
+        setTimeout(() => loadMeters().then(render), 1500);
+      }
       return;
     }
     if (frame.meter !== state.meter?.id) return;
@@ -93,27 +99,17 @@ async function render() {
   for (const fn of body.mounted || []) fn();
 }
 
-function applyTheme() {
-  const th = localStorage.getItem('mk-theme');
-  if (th) document.documentElement.dataset.theme = th;
-  else delete document.documentElement.dataset.theme;
-}
-
-function dark() {
-  const th = document.documentElement.dataset.theme;
-  return th ? th === 'dark' : matchMedia('(prefers-color-scheme: dark)').matches;
-}
+const dark = () => document.documentElement.dataset.theme === 'dark';
 
 async function start() {
   initLang();
-  applyTheme();
   const lang = document.getElementById('lang');
   lang.replaceChildren(...Object.keys(LANGS).map((l) => h('option', { value: l, text: LANG_NAMES[l] })));
   lang.value = currentLang();
   lang.addEventListener('change', () => { setLang(lang.value); render(); });
   document.getElementById('theme').addEventListener('click', () => {
     localStorage.setItem('mk-theme', dark() ? 'light' : 'dark');
-    applyTheme();
+    window.mkApplyTheme();
     render();
   });
   document.getElementById('meter').addEventListener('change', (e) => {
@@ -122,6 +118,7 @@ async function start() {
     render();
   });
   window.addEventListener('hashchange', render);
+  window.addEventListener('mk-theme', render);
   await loadMeters();
   openLive();
   await render();

@@ -35,7 +35,7 @@ const en = {
   currency: 'Currency', import_price: 'Import per kWh', export_price: 'Export per kWh', gas_price: 'Gas per m³',
   water_price: 'Water per m³', heat_price: 'Heat per GJ', daily: 'Fixed per day',
   capacity_price: 'Capacity tariff per kW per year', capacity_min: 'Capacity minimum (kW)',
-  save: 'Save', saved: 'Saved.', prices_help: 'Prices set here are kept in the database and win over the config file.',
+  tariffs_34: 'Tariffs 3 and 4', save: 'Save', saved: 'Saved.', prices_help: 'Prices set here are kept in the database and win over the config file.',
   error: 'Could not load: {msg}', theme: 'Theme', language: 'Language', select_meter: 'Meter',
 };
 
@@ -71,7 +71,7 @@ const nl = {
   currency: 'Valuta', import_price: 'Afname per kWh', export_price: 'Teruglevering per kWh', gas_price: 'Gas per m³',
   water_price: 'Water per m³', heat_price: 'Warmte per GJ', daily: 'Vast per dag',
   capacity_price: 'Capaciteitstarief per kW per jaar', capacity_min: 'Capaciteitsminimum (kW)',
-  save: 'Opslaan', saved: 'Opgeslagen.', prices_help: 'Prijzen die je hier instelt worden in de database bewaard en gaan voor op het configuratiebestand.',
+  tariffs_34: 'Tarieven 3 en 4', save: 'Opslaan', saved: 'Opgeslagen.', prices_help: 'Prijzen die je hier instelt worden in de database bewaard en gaan voor op het configuratiebestand.',
   error: 'Laden mislukt: {msg}', theme: 'Thema', language: 'Taal', select_meter: 'Meter',
 };
 
@@ -102,7 +102,7 @@ const fr = {
 };
 
 export const LANGS = { en, nl, de, fr };
-export const LANG_NAMES = { en: 'EN · English', nl: 'NL · Nederlands', de: 'DE · Deutsch', fr: 'FR · Français' };
+export const LANG_NAMES = { en: 'EN', nl: 'NL', de: 'DE', fr: 'FR' };
 
 let lang = 'en';
 

@@ -113,8 +113,9 @@ async function now(body, params, m) {
   const phases = phasesCard(frame);
   const chartBox = h('div.live-chart', { id: 'live-chart' });
   const waiting = recent.points.length ? null : note(t('waiting_live'));
-  body.append(h('div.cards', {}, hero.box, phases.box,
-    card(t('last_15'), waiting, chartBox), todayCard(m, today)));
+  const live = card(t('last_15'), waiting, chartBox);
+  live.classList.add('full');
+  body.append(h('div.cards', {}, hero.box, phases.box, todayCard(m, today), live));
   after(body, () => {
     const chart = liveChart(chartBox, recent.points, 900, (v) => power(v), (v) => time(v));
     chartBox.dataset.points = chart.count();
@@ -160,7 +161,7 @@ const sum = (bs, k) => {
 function change(a, b) {
   if (a == null || b == null || b === 0) return '';
   const p = ((a - b) / Math.abs(b)) * 100;
-  return `${p > 0 ? '+' : ''}${num(p, 0)} %`;
+  return `${p > 0 ? '+' : ''}${num(p, 0)}\u00a0%`;
 }
 
 async function history(body, params, m) {
@@ -345,12 +346,14 @@ async function capacity(body, params, m) {
     const r16 = rep['1-0:1.6.0'];
     if (r16) tb.append(row([t('meter_peak'), `${power(r16.value * 1000)} · ${r16.timestamp ? dateTime(r16.timestamp) : ''}`,
       p.peak ? `${power(p.peak.average_power_w)} · ${dateTime(p.peak.start)}` : '–']));
-    for (const e of rep['0-0:98.1.0']?.entries || []) {
+    const entries = rep['0-0:98.1.0']?.entries || [];
+    if (entries.length) tb.append(h('tr.sub', {}, h('th', { colspan: '3', text: t('meter_history') })));
+    for (const e of entries) {
       const mo = e.timestamp ? localDate(e.timestamp).slice(0, 7) : null;
       const ours = p.months.find((x) => x.month === mo);
-      tb.append(row([`${t('meter_history')}: ${mo ? monthName(`${mo}-15T12:00:00Z`) : ''}`, `${power(e.value * 1000)}`, ours?.peak_w != null ? power(ours.peak_w) : '–']));
+      tb.append(row([mo ? monthName(`${mo}-15T12:00:00Z`) : '–', `${power(e.value * 1000)}`, ours?.peak_w != null ? power(ours.peak_w) : '–']));
     }
-    regs.append(h('table.grid', {}, h('thead', {}, row(['', t('meter_says'), t('computed')])), tb));
+    regs.append(h('table.grid.ids', {}, h('thead', {}, row(['', t('meter_says'), t('computed')])), tb));
   }
   body.append(regs);
 }
@@ -390,9 +393,9 @@ async function meter(body, params, m) {
     row([t('equipment'), m.id]), row([t('dialect'), m.dialect]), row([t('source'), m.source]),
     row([t('first_seen'), dateTime(m.first_seen)]), row([t('last_seen'), dateTime(m.last_seen)]),
     row([t('version'), status.version]));
-  body.append(h('div.cards', {}, card(t('meter'), h('table.grid', { id: 'meter-info' }, info)),
+  body.append(h('div.cards', {}, card(t('meter'), h('table.grid.ids', { id: 'meter-info' }, info)),
     card(t('submeters'), m.submeters.length
-      ? h('table.grid', {}, h('thead', {}, row([t('channel'), t('type'), t('equipment')])),
+      ? h('table.grid.ids', {}, h('thead', {}, row([t('channel'), t('type'), t('equipment')])),
         h('tbody', {}, m.submeters.map((s) => row([String(s.channel), s.type, s.unique_id || '–']))))
       : note(t('none')))));
   const src = h('tbody', {}, status.sources.map((s) => {
@@ -400,7 +403,7 @@ async function meter(body, params, m) {
     return row([s.name, { text: s.connected ? t('connected') : `${t('not_connected')}: ${s.note}`, class: s.connected ? 'ok' : 'bad' },
       num(s.accepted), causes.length ? causes.map(([c, n]) => `${c}: ${num(n)}`).join(', ') : '0']);
   }));
-  body.append(card(t('sources'), h('div.scroll', {}, h('table.grid', { id: 'sources' },
+  body.append(card(t('sources'), h('div.scroll', {}, h('table.grid.ids', { id: 'sources' },
     h('thead', {}, row(['', t('state'), t('accepted'), t('rejected')])), src))));
   body.append(card(t('last_telegram'), raw ? h('pre.telegram', { id: 'telegram', text: raw }) : note(t('none'))));
 }
@@ -411,15 +414,23 @@ async function prices(body) {
   const p = await api('/api/v1/prices');
   const field = (key, label, value, step = '0.0001') => h('label', {}, h('span', { text: label }),
     h('input', { name: key, type: 'number', min: '0', step, value: String(value), inputmode: 'decimal' }));
-  const tariffs = (key, label) => [0, 1, 2, 3].map((i) => field(`${key}.${i}`, `${label} · T${i + 1}`, p[key][i]));
+  const tariffs = (key, label, ts) => ts.map((i) => field(`${key}.${i}`, `${label} · T${i + 1}`, p[key][i]));
+  const group = (title, ...kids) => h('fieldset', {}, h('legend', { text: title }), h('div.fields', {}, ...kids));
   const msg = h('p.msg', { role: 'status' });
+  const more = p.import_kwh.slice(2).some((v, i) => v !== p.import_kwh[0] || p.export_kwh[i + 2] !== p.export_kwh[0]);
   const form = h('form.prices', { id: 'prices-form' },
-    h('label', {}, h('span', { text: t('currency') }), h('input', { name: 'currency', value: p.currency, maxlength: '3', pattern: '[A-Za-z]{3}' })),
-    tariffs('import_kwh', t('import_price')), tariffs('export_kwh', t('export_price')),
-    field('gas_m3', t('gas_price'), p.gas_m3), field('water_m3', t('water_price'), p.water_m3),
-    field('heat_gj', t('heat_price'), p.heat_gj), field('daily', t('daily'), p.daily),
-    field('capacity_kw_year', t('capacity_price'), p.capacity_kw_year, '0.01'),
-    field('capacity_min_kw', t('capacity_min'), p.capacity_min_kw, '0.1'),
+    group(t('electricity'),
+      h('label', {}, h('span', { text: t('currency') }), h('input', { name: 'currency', value: p.currency, maxlength: '3', pattern: '[A-Za-z]{3}' })),
+      tariffs('import_kwh', t('import_price'), [0, 1]), tariffs('export_kwh', t('export_price'), [0, 1]),
+      field('daily', t('daily'), p.daily)),
+    h('details', more ? { open: '' } : {}, h('summary', { text: t('tariffs_34') }),
+      h('div.fields', {}, tariffs('import_kwh', t('import_price'), [2, 3]), tariffs('export_kwh', t('export_price'), [2, 3]))),
+    group(`${t('gas')} · ${t('water')} · ${t('heat')}`,
+      field('gas_m3', t('gas_price'), p.gas_m3), field('water_m3', t('water_price'), p.water_m3),
+      field('heat_gj', t('heat_price'), p.heat_gj)),
+    group(t('capacity'),
+      field('capacity_kw_year', t('capacity_price'), p.capacity_kw_year, '0.01'),
+      field('capacity_min_kw', t('capacity_min'), p.capacity_min_kw, '0.1')),
     h('div.actions', {}, h('button', { type: 'submit', text: t('save') }), msg));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();

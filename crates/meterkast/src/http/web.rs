@@ -49,6 +49,7 @@ static ASSETS: &[Asset] = &[
     asset!("i18n.js", JS),
     asset!("ui.js", JS),
     asset!("app.css", CSS),
+    asset!("theme.js", JS),
     asset!("icon.svg", "image/svg+xml"),
     asset!("vendor/uPlot.iife.min.js", JS),
     asset!("vendor/uPlot.min.css", CSS),

@@ -287,6 +287,12 @@ test('Dutch from the browser language, and prices edited in the page are kept', 
   const page = await open({ locale: 'nl-NL' });
   await visit(page, daemon.base, '#/prices');
   assert.equal(await page.textContent('nav a[data-page=now]'), 'Nu');
+  // The theme toggle flips light and dark, and the choice is kept.
+  const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
+  const was = await theme();
+  await page.click('#theme');
+  await page.waitForFunction((w) => document.documentElement.dataset.theme !== w, was);
+  assert.equal(await page.evaluate(() => localStorage.getItem('mk-theme')), await theme());
   await page.fill('input[name=gas_m3]', '1.5');
   await page.click('#prices-form button[type=submit]');
   await page.waitForSelector('.msg.ok');
