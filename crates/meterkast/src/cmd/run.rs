@@ -381,7 +381,7 @@ async fn serve(settings: Settings) -> Result<()> {
         None => None,
     };
     eprintln!(
-        "meterkast {}: API on http://{addr}/ (database {})",
+        "meterkast {}: dashboard and API on http://{addr}/ (database {})",
         env!("CARGO_PKG_VERSION"),
         settings.db.display()
     );

@@ -20,6 +20,7 @@ use meterkast_codec::Timestamp;
 
 /// The query of `/api/v1/cost`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CostQuery {
     /// Equipment id; may be left out when there is one meter.
     pub meter: Option<String>,
@@ -42,6 +43,11 @@ pub struct CostResponse {
     pub usage: Bucket,
     /// Its cost.
     pub cost: Cost,
+}
+
+/// A query parameter left empty (`from=`) counts as left out.
+fn given(p: Option<String>) -> Option<String> {
+    p.filter(|s| !s.is_empty())
 }
 
 /// The coarsest step whose buckets start exactly at `from` and at `to`.
@@ -71,8 +77,8 @@ pub async fn cost(
     let q = query(q)?;
     let sq = SeriesQuery {
         meter: q.meter.clone(),
-        from: q.from,
-        to: q.to,
+        from: given(q.from),
+        to: given(q.to),
         ..Default::default()
     };
     let (from, to) = range(&sq, Some(Step::Quarter), false)?;
@@ -104,10 +110,12 @@ pub async fn cost(
 
 /// The query of `/api/v1/power`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PowerQuery {
     /// Equipment id; may be left out when there is one meter.
     pub meter: Option<String>,
     /// How far back, in minutes (1 to 1440); default 15.
+    #[param(minimum = 1, maximum = 1440)]
     pub minutes: Option<u32>,
 }
 
@@ -117,6 +125,7 @@ pub struct PowerResponse {
     /// Equipment id.
     pub meter: String,
     /// `[unix seconds, W]` pairs, oldest first; W is import − export.
+    #[schema(value_type = Vec<Vec<f64>>)]
     pub points: Vec<(i64, f64)>,
 }
 
@@ -160,6 +169,7 @@ pub async fn power(
 
 /// The query of `/api/v1/baseload`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BaseloadQuery {
     /// Equipment id; may be left out when there is one meter.
     pub meter: Option<String>,
@@ -263,11 +273,11 @@ pub async fn baseload(
     q: Result<Query<BaseloadQuery>, QueryRejection>,
 ) -> Result<Json<BaseloadResponse>, ApiError> {
     let q = query(q)?;
-    let to = match &q.to {
+    let to = match &given(q.to) {
         Some(t) => parse_time("to", t)?,
         None => Step::Day.bucket(crate::source::now()).1,
     };
-    let from = match &q.from {
+    let from = match &given(q.from) {
         Some(f) => parse_time("from", f)?,
         None => to - 90 * 86_400,
     };
