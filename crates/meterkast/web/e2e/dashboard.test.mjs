@@ -23,6 +23,8 @@ const BIN = process.env.MK_BIN ? path.resolve(ROOT, process.env.MK_BIN)
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = path.join(ROOT, 'target/screenshots');
 const PAGES = ['now', 'history', 'capacity', 'baseload', 'meter', 'prices'];
+// Every page, and History's month and year views too.
+const ROUTES = [...PAGES, 'history?step=1d', 'history?step=1mo'];
 const SIZES = { phone: { width: 390, height: 844 }, desktop: { width: 1366, height: 900 } };
 const BACKFILL = process.env.MK_BACKFILL || '21d';
 const PLAIN_ID = 'E0000000000000000000000000042';
@@ -87,12 +89,13 @@ function plainCapture(file) {
 }
 
 class Daemon {
-  static async start(dir, sources) {
+  static async start(dir, sources, extra = []) {
     const d = new Daemon();
     d.port = await freePort();
     d.base = `http://127.0.0.1:${d.port}`;
     const args = ['run', '--db', path.join(dir, 'meterkast.db'), '--http', `127.0.0.1:${d.port}`, '--no-mdns'];
     for (const s of sources) args.push('--source', s);
+    args.push(...extra);
     d.log = fs.openSync(path.join(dir, 'daemon.log'), 'a');
     d.proc = spawn(BIN, args, { stdio: ['ignore', d.log, d.log] });
     for (let i = 0; i < 200; i++) {
@@ -174,8 +177,9 @@ test('every page renders at phone and desktop width, light and dark, with no err
   for (const [size, viewport] of Object.entries(SIZES)) {
     for (const scheme of ['light', 'dark']) {
       const page = await open({ viewport, colorScheme: scheme });
-      for (const name of PAGES) {
-        await visit(page, daemon.base, `#/${name}`);
+      for (const route of ROUTES) {
+        const name = route.replace(/\?step=/, '-');
+        await visit(page, daemon.base, `#/${route}`);
         assert.equal(await page.locator('#view .note.warn').count(), 0,
           `${name}: ${await page.locator('#view .note.warn').allTextContents()}`);
         await page.screenshot({ path: path.join(SHOTS, `${name}-${size}-${scheme}.png`), fullPage: true });
@@ -308,18 +312,21 @@ test('Dutch from the browser language, and prices edited in the page are kept', 
   await page.context().close();
 });
 
-test('no data yet and a disconnected source show clear states, not blank charts', async () => {
+test('no data yet and a disconnected source show clear states, behind a password too', async () => {
   const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'meterkast-e2e-empty-'));
   const port = await freePort(); // nobody listens there: the source stays disconnected
-  const d = await Daemon.start(empty, [`tcp://127.0.0.1:${port}`]);
+  const d = await Daemon.start(empty, [`tcp://127.0.0.1:${port}`], ['--auth-basic', 'home:secret']);
   try {
-    const page = await open({}, null);
+    assert.equal((await fetch(`${d.base}/`)).status, 401);
+    const page = await open({ httpCredentials: { username: 'home', password: 'secret' } }, null);
     for (const name of PAGES) {
       await visit(page, d.base, `#/${name}`);
       if (name !== 'prices') assert.match(await page.textContent('#view'), /No meter has sent a reading yet/);
     }
+    await visit(page, d.base, '#/now');
     await page.waitForSelector('#banners .note.warn');
     assert.match(await page.textContent('#banners'), /disconnected/);
+    await page.setViewportSize(SIZES.phone);
     await page.screenshot({ path: path.join(SHOTS, 'now-no-data-phone-light.png') });
     assert.deepEqual(page.errors, []);
     await page.context().close();
