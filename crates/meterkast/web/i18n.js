@@ -186,8 +186,9 @@ export function power(w, signed = false) {
   return Math.abs(w) < 1000 ? `${sign}${num(w, 0)} W` : `${sign}${num(w / 1000, 2)} kW`;
 }
 
-export const kwh = (v, d = 2) => `${num(v, d)} kWh`;
-export const m3 = (v, d = 3) => `${num(v, d)} m³`;
+const known = (v) => v != null && Number.isFinite(v);
+export const kwh = (v, d = 2) => (known(v) ? `${num(v, d)} kWh` : '–');
+export const m3 = (v, d = 3) => (known(v) ? `${num(v, d)} m³` : '–');
 
 export function money(v, currency = 'EUR') {
   if (v == null || !Number.isFinite(v)) return '–';

@@ -194,7 +194,11 @@ async function history(body, params, m) {
   if (!any) body.append(note(t('no_data')));
   const quarter = step === '15m';
   const k = quarter ? 4 : 1; // kWh per quarter-hour × 4 = average kW
-  const rest = (b, total, parts) => Math.max(0, (b[total] || 0) - parts.reduce((a, p) => a + (b[p] || 0), 0));
+  // Energy not split per tariff (meters without tariffs); rounding leftovers are not.
+  const rest = (b, total, parts) => {
+    const r = (b[total] || 0) - parts.reduce((a, p) => a + (b[p] || 0), 0);
+    return r > 0.005 ? r : 0;
+  };
   const stacks = [
     { label: `${t('import')} T1`, color: css('--imp1'), sign: 1, values: bs.map((b) => (b.import_t1_kwh || 0) * k) },
     { label: `${t('import')} T2`, color: css('--imp2'), sign: 1, values: bs.map((b) => (b.import_t2_kwh || 0) * k) },
@@ -241,9 +245,10 @@ async function history(body, params, m) {
   if (!hasGas(m, cost.usage)) body.append(note(t('no_gas')));
 
   const pb = prev.buckets;
+  const prevData = pb.some((b) => b.samples > 0);
   const tbody = h('tbody');
   const line = (label, key, f, kind) => {
-    const a = sum(bs, key), b = sum(pb, key);
+    const a = sum(bs, key), b = prevData ? sum(pb, key) : null;
     if ((a == null && b == null) || (!a && !b && kind !== 'import')) return;
     tbody.append(h('tr', { 'data-kind': kind }, h('th', { text: label }),
       h('td', { text: f(a), 'data-value': a ?? '' }), h('td', { text: f(b), 'data-value': b ?? '' }),
@@ -257,7 +262,7 @@ async function history(body, params, m) {
   line(t('water'), 'water_m3', m3, 'water');
   const cu = cost.currency;
   tbody.append(h('tr.total', { 'data-kind': 'cost' }, h('th', { text: t('net_cost') }),
-    h('td', { text: money(cost.cost.total, cu) }), h('td', { text: money(pcost.cost.total, cu) }),
+    h('td', { text: money(cost.cost.total, cu) }), h('td', { text: prevData ? money(pcost.cost.total, cu) : '–' }),
     h('td', { text: change(cost.cost.total, pcost.cost.total) })));
   body.append(card(t('total'), h('table.grid.totals', { id: 'totals' },
     h('thead', {}, row(['', periodTitle(step, d), periodTitle(step, S.prev(d)), t('change')])), tbody)));
