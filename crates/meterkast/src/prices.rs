@@ -15,24 +15,47 @@ pub const SETTINGS_KEY: &str = "prices";
 #[serde(default, deny_unknown_fields)]
 pub struct Prices {
     /// ISO 4217 currency code.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
     /// Import per kWh for tariffs 1 to 4 (tariff 1 is the Dutch low/night tariff,
     /// Belgian day tariff; a meter without tariffs uses tariff 1's price).
+    #[schema(schema_with = per_tariff)]
     pub import_kwh: [f64; 4],
     /// Export (feed-in) compensation per kWh for tariffs 1 to 4.
+    #[schema(schema_with = per_tariff)]
     pub export_kwh: [f64; 4],
     /// Gas per m³.
+    #[schema(minimum = 0, maximum = 1000000)]
     pub gas_m3: f64,
     /// Water per m³.
+    #[schema(minimum = 0, maximum = 1000000)]
     pub water_m3: f64,
     /// Heat per GJ.
+    #[schema(minimum = 0, maximum = 1000000)]
     pub heat_gj: f64,
     /// A fixed charge per day (standing charge, network fees).
+    #[schema(minimum = 0, maximum = 1000000)]
     pub daily: f64,
     /// Capacity tariff per kW per year (the Belgian capacity tariff's rolling average).
+    #[schema(minimum = 0, maximum = 1000000)]
     pub capacity_kw_year: f64,
     /// The least kW the capacity tariff charges (Fluvius: 2.5).
+    #[schema(minimum = 0, maximum = 1000000)]
     pub capacity_min_kw: f64,
+}
+
+/// The OpenAPI schema of a per-tariff price list: four prices from 0 to 1,000,000.
+fn per_tariff() -> utoipa::openapi::schema::ArrayBuilder {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .minimum(Some(0.0))
+                .maximum(Some(1e6)),
+        )
+        .min_items(Some(4))
+        .max_items(Some(4))
 }
 
 impl Default for Prices {

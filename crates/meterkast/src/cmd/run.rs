@@ -169,6 +169,8 @@ pub struct Settings {
     pub sql: Vec<crate::sink::sql::SqlSettings>,
     /// Scheduled reports, if asked for.
     pub report: Option<crate::report::schedule::ReportSettings>,
+    /// Prices from the config file (the dashboard's edits win).
+    pub prices: Option<crate::prices::Prices>,
 }
 
 impl RunArgs {
@@ -331,6 +333,7 @@ impl RunArgs {
             homewizard: self.homewizard.settings(&file),
             mqtt,
             sql,
+            prices: file.prices.clone(),
         })
     }
 }
@@ -535,6 +538,7 @@ async fn serve(settings: Settings) -> Result<()> {
     );
     state.metrics = metrics.clone();
     state.homewizard = settings.homewizard.clone();
+    state.prices = settings.prices.clone();
     if settings.store {
         // A PostgreSQL client blocks: not on the runtime's own threads.
         let meters = tokio::task::block_in_place(|| settings.db.open_reader()?.meters())?;
@@ -575,13 +579,13 @@ async fn serve(settings: Settings) -> Result<()> {
     };
     if settings.store {
         eprintln!(
-            "meterkast {}: API on http://{addr}/ (database {})",
+            "meterkast {}: dashboard and API on http://{addr}/ (database {})",
             env!("CARGO_PKG_VERSION"),
             settings.db
         );
     } else {
         eprintln!(
-            "meterkast {}: API on http://{addr}/ (no database: live readings only)",
+            "meterkast {}: dashboard and API on http://{addr}/ (no database: live readings only)",
             env!("CARGO_PKG_VERSION")
         );
     }

@@ -33,6 +33,12 @@ use meterkast_codec::Timestamp;
         peaks,
         export,
         telegram,
+        super::dash::cost,
+        super::dash::baseload,
+        super::dash::get_prices,
+        super::dash::put_prices,
+        super::dash::status,
+        super::dash::power,
         super::live_doc,
         super::metrics_doc
     ),
@@ -45,7 +51,16 @@ use meterkast_codec::Timestamp;
         PeaksResponse,
         Peak,
         DayPeak,
-        MonthPeak
+        MonthPeak,
+        crate::prices::Prices,
+        crate::prices::Cost,
+        super::dash::CostResponse,
+        super::dash::Night,
+        super::dash::BaseloadResponse,
+        super::dash::SourceJson,
+        super::dash::MeterStatus,
+        super::dash::StatusResponse,
+        super::dash::PowerResponse
     ))
 )]
 pub struct ApiDoc;
@@ -65,12 +80,12 @@ pub struct ErrorBody {
     pub error: String,
 }
 
-fn ts(t: i64) -> String {
+pub(crate) fn ts(t: i64) -> String {
     Timestamp(t).to_string()
 }
 
 /// Reads an instant: RFC 3339, or a date `YYYY-MM-DD` for its local midnight.
-fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
     let b = s.as_bytes();
     if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
         let n = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u32>().ok());
@@ -90,13 +105,13 @@ fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
     })
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(v)| v)
         .map_err(|e| ApiError::bad(format!("malformed query: {}", e.body_text())))
 }
 
 /// Finds the meter a request means: the one named, or the only one.
-async fn resolve(s: &AppState, meter: Option<String>) -> Result<MeterInfo, ApiError> {
+pub(crate) async fn resolve(s: &AppState, meter: Option<String>) -> Result<MeterInfo, ApiError> {
     let all = s.read(|r| r.meters()).await?;
     match meter.filter(|m| !m.is_empty()) {
         Some(m) => all
@@ -271,7 +286,7 @@ pub const BUCKET_COLUMNS: &[&str] = &[
 ];
 
 impl Bucket {
-    fn new(start: i64, end: i64, r: Option<&RollupRow>) -> Bucket {
+    pub(crate) fn new(start: i64, end: i64, r: Option<&RollupRow>) -> Bucket {
         let mut b = Bucket {
             start: ts(start),
             end: ts(end),
@@ -385,7 +400,11 @@ const MAX_RAW_SECONDS: i64 = 2 * 86_400;
 
 /// Checks and resolves the range of a query; `limited` applies the size limits of a
 /// single JSON answer (export streams, so it has none).
-fn range(q: &SeriesQuery, step: Option<Step>, limited: bool) -> Result<(i64, i64), ApiError> {
+pub(crate) fn range(
+    q: &SeriesQuery,
+    step: Option<Step>,
+    limited: bool,
+) -> Result<(i64, i64), ApiError> {
     let from = match &q.from {
         Some(f) => parse_time("from", f)?,
         None => Step::Day.bucket(crate::source::now()).0,

@@ -1,11 +1,13 @@
-//! The HTTP side: the REST API under `/api/v1/`, its OpenAPI document, live Server-Sent
+//! The HTTP side: the dashboard at `/`, the REST API under `/api/v1/`, its OpenAPI document, live Server-Sent
 //! Events, Prometheus metrics, and optional authentication.
 
 pub mod api;
 pub mod auth;
+pub mod dash;
 pub mod homewizard;
 pub mod live;
 pub mod metrics;
+pub mod web;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -54,6 +56,8 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The HomeWizard-compatible API's settings.
     pub homewizard: homewizard::HwSettings,
+    /// The prices from the config file (prices edited in the dashboard win).
+    pub prices: Option<crate::prices::Prices>,
 }
 
 impl AppState {
@@ -74,6 +78,7 @@ impl AppState {
             auth,
             shutdown,
             homewizard: homewizard::HwSettings::default(),
+            prices: None,
         }
     }
 
@@ -151,7 +156,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The router: API, live, metrics, health; authentication in front of all but health
+/// The router: the dashboard, API, live, metrics, health; authentication in front of all but health
 /// and (unless `--homewizard-auth`) the HomeWizard-compatible endpoints, whose clients
 /// send no credentials.
 pub fn router(state: AppState) -> Router<()> {
@@ -165,7 +170,8 @@ pub fn router(state: AppState) -> Router<()> {
         (homewizard, Router::new())
     };
     let protected = protected
-        .route("/", get(index))
+        .route("/", get(web::index))
+        .route("/assets/{*file}", get(web::asset))
         .route("/api/openapi.json", get(api::openapi_json))
         .route("/api/v1/now", get(api::now))
         .route("/api/v1/meters", get(api::meters))
@@ -173,6 +179,14 @@ pub fn router(state: AppState) -> Router<()> {
         .route("/api/v1/peaks", get(api::peaks))
         .route("/api/v1/export", get(api::export))
         .route("/api/v1/live", get(live::live))
+        .route("/api/v1/cost", get(dash::cost))
+        .route("/api/v1/baseload", get(dash::baseload))
+        .route(
+            "/api/v1/prices",
+            get(dash::get_prices).put(dash::put_prices),
+        )
+        .route("/api/v1/status", get(dash::status))
+        .route("/api/v1/power", get(dash::power))
         .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -188,22 +202,6 @@ pub fn router(state: AppState) -> Router<()> {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; see /api/openapi.json")
-}
-
-/// `GET /`: what this server offers, until the dashboard takes this place.
-async fn index() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        concat!(
-            "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>",
-            "<title>meterkast</title><h1>meterkast ",
-            env!("CARGO_PKG_VERSION"),
-            "</h1><ul><li><a href='/api/v1/now'>/api/v1/now</a>: the latest reading of every meter",
-            "<li><a href='/api/v1/meters'>/api/v1/meters</a>: the meters",
-            "<li><a href='/api/openapi.json'>/api/openapi.json</a>: the API",
-            "<li><a href='/healthz'>/healthz</a>: sources and their state</ul>"
-        ),
-    )
 }
 
 /// `GET /api/v1/live` (documented here; served by [`live::live`]).
