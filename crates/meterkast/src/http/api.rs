@@ -209,6 +209,7 @@ pub async fn meters(State(s): State<AppState>) -> Result<Json<Vec<MeterJson>>, A
 
 /// The query of `/api/v1/series` and `/api/v1/export`.
 #[derive(Deserialize, IntoParams, Default)]
+#[into_params(parameter_in = Query)]
 pub struct SeriesQuery {
     /// Equipment id; may be left out when there is one meter.
     pub meter: Option<String>,
@@ -508,6 +509,7 @@ pub async fn series(
 
 /// The query of `/api/v1/peaks`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PeaksQuery {
     /// Equipment id; may be left out when there is one meter.
     pub meter: Option<String>,
@@ -689,6 +691,7 @@ fn reported_peaks(s: &AppState, meter: &str) -> J {
 
 /// The query of `/api/v1/telegram`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TelegramQuery {
     /// Equipment id; may be left out when there is one meter.
     pub meter: Option<String>,
