@@ -13,6 +13,9 @@ pub struct FrameJson<'t, 'a> {
     pub header: Option<&'t str>,
     /// The electricity meter's equipment id, as sent.
     pub meter_id: Option<&'t str>,
+    /// The meter key the store files it under (only in `/api/v1/now`'s frames).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meter: Option<&'t str>,
     /// The telegram's own time, UTC; null when it has none.
     pub timestamp: Option<Timestamp>,
     /// Every object keyed by reduced OBIS id.
@@ -31,6 +34,7 @@ impl<'t, 'a> FrameJson<'t, 'a> {
             dialect: t.dialect,
             header: t.header.as_deref(),
             meter_id: t.meter_id(),
+            meter: None,
             timestamp: t.timestamp,
             objects: ObjectMap(&t.objects),
             reading: Reading::from_telegram(t),

@@ -19,17 +19,12 @@ pub fn meter_key(t: &Telegram<'_>, source: &str) -> String {
 
 /// The frame JSON kept as a meter's latest (`/api/v1/now`): the telegram's JSON with
 /// the meter key and the effective time.
+/// Serialized in one pass: at thousands of meters a second this is a worker's main cost.
 pub fn frame_json(t: &Telegram<'_>, meter: &str, ts: i64) -> String {
-    let frame = FrameJson::new(t);
-    let mut v = serde_json::to_value(&frame).unwrap_or_default();
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert("meter".into(), json!(meter));
-        obj.insert(
-            "timestamp".into(),
-            json!(meterkast_codec::Timestamp(ts).to_string()),
-        );
-    }
-    v.to_string()
+    let mut frame = FrameJson::new(t);
+    frame.meter = Some(meter);
+    frame.timestamp = Some(meterkast_codec::Timestamp(ts));
+    serde_json::to_string(&frame).unwrap_or_default()
 }
 
 /// The telegram's time, or `received` (unix seconds) for meters that send none

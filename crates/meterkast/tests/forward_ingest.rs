@@ -580,6 +580,37 @@ fn two_workers_share_the_subscription_and_store_every_frame_once() {
         let want: Vec<i64> = (0..total / meters).map(|k| t + k).collect();
         assert_eq!(ts, &want, "meter {m}");
     }
+    // A daemon with the database alone serves every meter, its latest frame at most
+    // FRAME_EVERY seconds behind the newest reading.
+    let last = t + total / meters - 1;
+    let fresh: Vec<String> = (last - meterkast::store::ingest::FRAME_EVERY + 1..=last)
+        .map(|x| meterkast_codec::Timestamp(x).to_string())
+        .collect();
+    let api_dir = dir.join("api");
+    std::fs::create_dir_all(&api_dir).unwrap();
+    let api = Daemon::run(&api_dir, &["--db".to_string(), url.clone()], &[]);
+    let now = |port| -> Vec<serde_json::Value> {
+        support::get(port, "/api/v1/now")
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or_default()
+    };
+    wait_for(
+        "all meters in the API-only daemon's /api/v1/now",
+        20,
+        || now(api.port).len() == meters as usize,
+    );
+    for f in now(api.port) {
+        let ts = f["timestamp"].as_str().unwrap_or_default().to_string();
+        assert!(
+            fresh.contains(&ts),
+            "{} at {ts}, want one of {fresh:?}",
+            f["meter"]
+        );
+    }
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&support::get(api.port, "/api/v1/meters").unwrap()).unwrap();
+    assert_eq!(listed.len(), meters as usize);
+    api.stop();
     for w in workers {
         w.stop();
     }

@@ -461,3 +461,81 @@ fn late_readings_from_another_writer_count_once() {
     assert_eq!(r.samples(m, t0, t0 + 60).unwrap().len(), 5);
     assert_eq!(r.meters().unwrap()[0].last_seen, t0 + 40);
 }
+
+/// A database written by a build whose `meters` rows held the latest frame (schema 1)
+/// is upgraded on start: the frames move to `meter_frames`, still served as each
+/// meter's latest, and the wide columns leave `meters`.
+#[test]
+#[ignore = "needs PostgreSQL on 127.0.0.1:5432 (started if down)"]
+fn a_schema_1_database_keeps_its_latest_frames_after_the_upgrade() {
+    use meterkast::store::ingest::{EXTREMES, SUMS};
+    use meterkast::store::postgres::READING_COLUMNS;
+    let pg = PgDb::new();
+    let mut c = pg.client();
+    let readings: Vec<String> = READING_COLUMNS
+        .iter()
+        .map(|c| format!("{c} BIGINT"))
+        .collect();
+    let mut rollups: Vec<String> = SUMS
+        .iter()
+        .map(|c| format!("{c} BIGINT NOT NULL"))
+        .collect();
+    for e in EXTREMES {
+        rollups.push(format!("min_{e} BIGINT, max_{e} BIGINT"));
+    }
+    c.batch_execute(&format!(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL);
+         INSERT INTO schema_version VALUES (1);
+         CREATE TABLE meters (id BIGSERIAL PRIMARY KEY, equipment_id TEXT NOT NULL UNIQUE,
+             dialect TEXT NOT NULL, source TEXT NOT NULL, first_seen BIGINT NOT NULL,
+             last_seen BIGINT NOT NULL, replaces BIGINT REFERENCES meters(id),
+             submeters TEXT NOT NULL DEFAULT '[]', last_frame TEXT, last_raw BYTEA,
+             state BYTEA, first_ts BIGINT);
+         CREATE TABLE readings (meter_id BIGINT NOT NULL, ts BIGINT NOT NULL, {},
+             PRIMARY KEY (meter_id, ts));
+         CREATE TABLE rollups (meter_id BIGINT NOT NULL, step INTEGER NOT NULL,
+             start BIGINT NOT NULL, \"end\" BIGINT NOT NULL, {}, PRIMARY KEY (meter_id, step, start));
+         CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         INSERT INTO meters (equipment_id, dialect, source, first_seen, last_seen, last_frame, last_raw)
+             VALUES ('E1', 'dsmr5', 'file', 100, 200, '{{\"meter\":\"E1\"}}', 'raw 1'::BYTEA),
+                    ('E2', 'dsmr5', 'file', 100, 150, NULL, NULL);",
+        readings.join(", "),
+        rollups.join(", ")
+    ))
+    .unwrap();
+    let loc = pg.location(None);
+    drop(loc.open_backend().expect("the upgrade runs on open"));
+    let meters = loc.open_reader().unwrap().meters().unwrap();
+    assert_eq!(meters.len(), 2);
+    assert_eq!(meters[0].last_frame.as_deref(), Some("{\"meter\":\"E1\"}"));
+    assert_eq!(meters[0].last_raw.as_deref(), Some(&b"raw 1"[..]));
+    assert_eq!(
+        (meters[1].last_frame.clone(), meters[1].last_seen),
+        (None, 150)
+    );
+    let list = loc.open_reader().unwrap().meter_list().unwrap();
+    assert!(list.iter().all(|m| m.last_frame.is_none()) && list.len() == 2);
+    let after = loc.open_reader().unwrap().frames_after(199).unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].equipment_id, "E1");
+    assert!(loc
+        .open_reader()
+        .unwrap()
+        .frames_after(200)
+        .unwrap()
+        .is_empty());
+    let wide: i64 = c
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'meters' \
+             AND column_name IN ('last_frame', 'last_raw')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(wide, 0);
+    let version: i32 = c
+        .query_one("SELECT max(version) FROM schema_version", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 2);
+}

@@ -161,6 +161,9 @@ pub struct Settings {
     pub mqtt: Option<crate::sink::mqtt::MqttSettings>,
     /// Whether readings are stored (not in a forwarder without a database).
     pub store: bool,
+    /// No sources: the daemon serves a PostgreSQL store that other processes (ingest
+    /// workers) write, and follows the latest frames they store.
+    pub follow: bool,
     /// The forwarder, if any.
     pub forward: Option<crate::sink::forward::ForwardSettings>,
     /// The ingest worker, if any.
@@ -222,8 +225,10 @@ impl RunArgs {
         if self.demo && urls.is_empty() {
             urls.push("sim://dsmr5?seed=1&backfill=7d".into());
         }
-        if urls.is_empty() && ingest_url.is_none() {
-            bail!("no source given: add --source serial:///dev/ttyUSB0 (or tcp://bridge:23, ...), a config file with sources, or try --demo");
+        // Without sources, a daemon on PostgreSQL serves what ingest workers store.
+        let follow = urls.is_empty() && ingest_url.is_none() && matches!(db, Location::Postgres(_));
+        if urls.is_empty() && ingest_url.is_none() && !follow {
+            bail!("no source given: add --source serial:///dev/ttyUSB0 (or tcp://bridge:23, ...), a config file with sources, or try --demo (to serve a PostgreSQL store that ingest workers write, give --db postgres://… alone)");
         }
         let sources = urls
             .iter()
@@ -322,6 +327,7 @@ impl RunArgs {
         Ok(Settings {
             report,
             store,
+            follow,
             forward,
             ingest,
             db,
@@ -480,6 +486,57 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// How often a daemon without sources reads the latest frames others stored.
+const FOLLOW_EVERY: Duration = Duration::from_secs(5);
+
+/// Makes the stored frames of `meters` the latest ones where they are newer.
+fn keep_latest(state: &AppState, meters: Vec<crate::store::MeterInfo>) {
+    let mut latest = state.latest.write().expect("latest lock");
+    for m in meters {
+        let Some(f) = m.last_frame else { continue };
+        if latest
+            .get(&m.equipment_id)
+            .is_some_and(|l| l.ts >= m.last_seen)
+        {
+            continue;
+        }
+        latest.insert(
+            m.equipment_id,
+            Latest {
+                frame: f.into(),
+                raw: m.last_raw.unwrap_or_default().into(),
+                ts: m.last_seen,
+            },
+        );
+    }
+}
+
+/// Follows the frames that other processes store, for `/api/v1/now` and the dashboard
+/// of a daemon without sources: every few seconds, those newer than the last look
+/// (with a margin for commits that finished late).
+async fn follow_latest(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut since = i64::MIN;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        let after = since.saturating_sub(2 * FOLLOW_EVERY.as_secs() as i64);
+        match state.read(move |r| r.frames_after(after)).await {
+            Ok(meters) => {
+                since = meters
+                    .iter()
+                    .map(|m| m.last_seen)
+                    .max()
+                    .unwrap_or(since)
+                    .max(since);
+                keep_latest(&state, meters);
+            }
+            Err(e) => tracing::warn!("reading the latest frames failed: {}", e.message),
+        }
+    }
+}
+
 async fn serve(settings: Settings) -> Result<()> {
     // The store first: a database we cannot open is fatal, and says why.
     // The queue to the writer. A bounded std channel allocates (and touches) every slot
@@ -542,20 +599,15 @@ async fn serve(settings: Settings) -> Result<()> {
     if settings.store {
         // A PostgreSQL client blocks: not on the runtime's own threads.
         let meters = tokio::task::block_in_place(|| settings.db.open_reader()?.meters())?;
-        let mut latest = state.latest.write().expect("latest lock");
-        for m in meters {
-            if let Some(f) = m.last_frame {
-                let raw = m.last_raw.unwrap_or_default();
-                latest.insert(
-                    m.equipment_id,
-                    Latest {
-                        frame: f.into(),
-                        raw: raw.into(),
-                        ts: m.last_seen,
-                    },
-                );
-            }
-        }
+        keep_latest(&state, meters);
+    }
+    if settings.follow {
+        tracing::info!(
+            "no sources: serving {} as ingest workers write it (latest frames every {} s)",
+            settings.db,
+            FOLLOW_EVERY.as_secs()
+        );
+        tokio::spawn(follow_latest(state.clone(), stop_rx.clone()));
     }
 
     let listener = tokio::net::TcpListener::bind(settings.http)
@@ -738,7 +790,13 @@ async fn serve(settings: Settings) -> Result<()> {
                     ack: f.ack,
                     received_ms: Some(f.received_ms),
                 };
-                // The bounded channel pushes back on sources when the disk is slow.
+                // The bounded channel pushes back on sources when the disk is slow;
+                // only then is a blocking thread worth its cost.
+                let msg = match tx.try_send(msg) {
+                    Ok(()) => continue,
+                    Err(std_mpsc::TrySendError::Disconnected(_)) => break,
+                    Err(std_mpsc::TrySendError::Full(m)) => m,
+                };
                 if !tokio::task::spawn_blocking(move || tx.send(msg).is_ok())
                     .await
                     .unwrap_or(false)

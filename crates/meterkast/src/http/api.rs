@@ -112,7 +112,7 @@ pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiErro
 
 /// Finds the meter a request means: the one named, or the only one.
 pub(crate) async fn resolve(s: &AppState, meter: Option<String>) -> Result<MeterInfo, ApiError> {
-    let all = s.read(|r| r.meters()).await?;
+    let all = s.read(|r| r.meter_list()).await?;
     match meter.filter(|m| !m.is_empty()) {
         Some(m) => all
             .into_iter()
@@ -188,7 +188,7 @@ pub struct MeterJson {
 /// `GET /api/v1/meters`.
 #[utoipa::path(get, path = "/api/v1/meters", responses((status = 200, body = Vec<MeterJson>)))]
 pub async fn meters(State(s): State<AppState>) -> Result<Json<Vec<MeterJson>>, ApiError> {
-    let all = s.read(|r| r.meters()).await?;
+    let all = s.read(|r| r.meter_list()).await?;
     let out = all
         .iter()
         .map(|m| MeterJson {

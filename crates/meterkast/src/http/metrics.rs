@@ -43,7 +43,9 @@ pub struct Metrics {
 }
 
 /// The upper bounds of the commit latency buckets, seconds.
-pub const LATENCY_BUCKETS: [f64; 8] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0];
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0,
+];
 
 /// A Prometheus histogram over [`LATENCY_BUCKETS`] (counts per bucket, not cumulative;
 /// the last slot is +Inf), with the sum in microseconds.

@@ -33,7 +33,7 @@ fn current_meters(all: &[MeterInfo]) -> Vec<&MeterInfo> {
 /// meter does not count). An unknown or ambiguous choice is an error that lists the
 /// meters.
 pub fn resolve_meter(store: &dyn StoreRead, wanted: Option<&str>) -> Result<MeterInfo> {
-    let all = store.meters()?;
+    let all = store.meter_list()?;
     let list = |ms: &[&MeterInfo]| {
         ms.iter()
             .map(|m| format!("{} ({})", m.equipment_id, m.dialect))
@@ -71,7 +71,7 @@ pub fn report_meters(store: &dyn StoreRead, wanted: Option<&str>) -> Result<Vec<
     if wanted.is_some() {
         return Ok(vec![resolve_meter(store, wanted)?]);
     }
-    let all = store.meters()?;
+    let all = store.meter_list()?;
     Ok(current_meters(&all).into_iter().cloned().collect())
 }
 

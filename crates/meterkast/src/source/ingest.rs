@@ -190,6 +190,29 @@ fn received_ms(p: &Publish) -> Option<i64> {
         .and_then(|(_, v)| v.trim().parse().ok())
 }
 
+/// Starts the task that acknowledges stored messages, in the order the store commits
+/// them. Acknowledging from the store writer with a non-blocking send would drop acks
+/// whenever the client's request queue is full (under load it is), and the broker then
+/// stops delivering once its in-flight window fills with unacknowledged messages; the
+/// task waits for room instead, and the writer never waits for it.
+fn spawn_acker(client: AsyncClient) -> tokio::sync::mpsc::UnboundedSender<Publish> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Publish>();
+    tokio::spawn(async move {
+        while let Some(p) = rx.recv().await {
+            if p.qos == QoS::AtMostOnce {
+                continue;
+            }
+            if let Err(e) = client.ack(&p).await {
+                tracing::warn!(
+                    "acknowledging a stored frame failed ({e}); the broker will deliver it again"
+                );
+                return;
+            }
+        }
+    });
+    tx
+}
+
 /// Consumes the shared subscription until shutdown.
 pub async fn run(s: IngestSettings, mut ctx: Ctx) -> Result<()> {
     let b = &s.broker;
@@ -209,6 +232,7 @@ pub async fn run(s: IngestSettings, mut ctx: Ctx) -> Result<()> {
     // Acknowledgements come from the store writer through this channel: room for all
     // the broker may have in flight.
     let (client, mut events) = AsyncClient::new(opts, 2 * usize::from(RECEIVE_MAXIMUM));
+    let acks = spawn_acker(client.clone());
     let name = s.name();
     let shared = s.shared_filter();
     let mut keys = KeyRing::new(&s);
@@ -268,12 +292,11 @@ pub async fn run(s: IngestSettings, mut ctx: Ctx) -> Result<()> {
                 // the split across workers must not look like a meter's replays.
                 feeder.set_keys(keys.get(meter));
                 feeder.reset();
-                let c = client.clone();
+                let acks = acks.clone();
                 let msg = p.clone();
                 let ack = Ack::new(move || {
-                    if let Err(e) = c.try_ack(&msg) {
-                        tracing::warn!("acknowledging a stored frame failed ({e}); the broker will deliver it again");
-                    }
+                    // The acker is gone only at shutdown: the broker delivers it again.
+                    let _ = acks.send(msg);
                 });
                 let bytes = super::mqtt::payload_bytes(&p.payload);
                 feeder

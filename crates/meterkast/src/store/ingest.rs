@@ -184,7 +184,7 @@ pub struct MeterUpdate {
     pub submeters: String,
     /// Latest frame JSON (unchanged when `None`).
     pub frame: Option<String>,
-    /// Latest raw telegram.
+    /// Latest raw telegram (a shared store writes it only with a frame).
     pub raw: Vec<u8>,
     /// The baseline sample for deltas after a restart (a one-sample chunk).
     pub state: Vec<u8>,
@@ -280,6 +280,8 @@ struct PendingUpdate {
     submeters: Arc<serde_json::Value>,
     frame: Option<String>,
     raw: Vec<u8>,
+    /// Set by [`Ingestor::set_frame`]: written whatever [`FRAME_EVERY`] says.
+    forced: bool,
 }
 
 struct Track {
@@ -287,7 +289,15 @@ struct Track {
     last: Option<Sample>,
     open: Option<OpenChunk>,
     update: Option<PendingUpdate>,
+    /// The meter time of the latest frame a shared commit wrote.
+    frame_ts: i64,
 }
+
+/// A shared store (many meters, several writers) writes a meter's latest frame at most
+/// once per this many seconds of meter time: the frame is kilobytes, the reading a few
+/// dozen bytes, and the writers' own `/api/v1/now` holds every frame in memory anyway.
+/// Daemons that only serve the store show frames at most this old.
+pub const FRAME_EVERY: i64 = 10;
 
 /// Counters of what was refused.
 #[derive(Clone, Debug, Default)]
@@ -451,6 +461,7 @@ impl<B: Backend> Ingestor<B> {
                         last: m.last,
                         open: None,
                         update: None,
+                        frame_ts: i64::MIN,
                     },
                 )
             })
@@ -518,6 +529,7 @@ impl<B: Backend> Ingestor<B> {
                     last: None,
                     open: None,
                     update: None,
+                    frame_ts: i64::MIN,
                 },
             );
         }
@@ -531,6 +543,7 @@ impl<B: Backend> Ingestor<B> {
             submeters: inc.submeters,
             frame: inc.frame,
             raw: inc.raw,
+            forced: false,
         };
         if self.shared {
             // Only a reading equal to the committed baseline is surely stored already;
@@ -585,6 +598,7 @@ impl<B: Backend> Ingestor<B> {
         if let Some(u) = self.meters.get_mut(meter).and_then(|t| t.update.as_mut()) {
             u.frame = Some(frame);
             u.raw = raw.to_vec();
+            u.forced = true;
         }
     }
 
@@ -599,7 +613,7 @@ impl<B: Backend> Ingestor<B> {
         };
         for t in self.meters.values_mut() {
             if let Some(u) = t.update.take() {
-                let u = meter_update(t.id, u.last_seen, &u, t.last.as_ref());
+                let u = meter_update(t.id, u.last_seen, &u, t.last.as_ref(), true);
                 if let Some(o) = &t.open {
                     batch.chunks.push(ChunkRow {
                         meter: t.id,
@@ -643,9 +657,13 @@ impl<B: Backend> Ingestor<B> {
         let repeated = (delivered - readings.len()) as u64;
         let mut stats = IngestStats::default();
         let mut baselines: HashMap<i64, Sample> = HashMap::new();
+        let frame_ts: HashMap<i64, i64> =
+            self.meters.values().map(|t| (t.id, t.frame_ts)).collect();
+        let mut framed: HashSet<i64> = HashSet::new();
         let result = self.backend.commit_shared(&readings, &mut |locked| {
             stats = IngestStats::default();
             baselines.clear();
+            framed.clear();
             let mut pending = Pending::new();
             let mut batch = WriteBatch::default();
             for group in readings.chunk_by(|a, b| a.0 == b.0) {
@@ -684,7 +702,16 @@ impl<B: Backend> Ingestor<B> {
                 }
                 let Some(base) = last else { continue };
                 if let (true, Some(u)) = (advanced, updates.get(&id)) {
-                    batch.meters.push(meter_update(id, base.ts, u, Some(&base)));
+                    let due = frame_ts
+                        .get(&id)
+                        .is_none_or(|t| base.ts.saturating_sub(*t) >= FRAME_EVERY);
+                    let with_frame = u.frame.is_some() && (due || u.forced);
+                    if with_frame {
+                        framed.insert(id);
+                    }
+                    batch
+                        .meters
+                        .push(meter_update(id, base.ts, u, Some(&base), with_frame));
                 }
                 baselines.insert(id, base);
             }
@@ -698,6 +725,9 @@ impl<B: Backend> Ingestor<B> {
         }
         for t in self.meters.values_mut() {
             if let Some(b) = baselines.remove(&t.id) {
+                if framed.contains(&t.id) {
+                    t.frame_ts = b.ts;
+                }
                 t.last = Some(b);
             }
         }
@@ -737,12 +767,14 @@ impl<B: Backend> Ingestor<B> {
 /// Readings a shared store keeps in memory while commits fail (~440 bytes each).
 const MAX_RETRY: usize = 200_000;
 
-/// The meter row's new state: the latest reading's frame and the delta baseline.
+/// The meter row's new state: the delta baseline and, `with_frame`, the latest
+/// reading's frame and raw telegram.
 fn meter_update(
     meter: i64,
     last_seen: i64,
     u: &PendingUpdate,
     base: Option<&Sample>,
+    with_frame: bool,
 ) -> MeterUpdate {
     let mut state = ChunkWriter::new();
     if let Some(base) = base {
@@ -753,8 +785,12 @@ fn meter_update(
         last_seen,
         dialect: u.dialect.to_string(),
         submeters: u.submeters.to_string(),
-        frame: u.frame.clone(),
-        raw: u.raw.clone(),
+        frame: if with_frame { u.frame.clone() } else { None },
+        raw: if with_frame {
+            u.raw.clone()
+        } else {
+            Vec::new()
+        },
         state: state.bytes().to_vec(),
     }
 }

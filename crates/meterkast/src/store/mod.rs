@@ -53,8 +53,26 @@ pub struct RollupRow {
 
 /// What the rest of the program may ask of a store.
 pub trait StoreRead {
-    /// Every meter.
+    /// Every meter, with its latest frame.
     fn meters(&self) -> Result<Vec<MeterInfo>>;
+    /// Every meter without its latest frame (`last_frame` and `last_raw` are `None`):
+    /// what lists and look-ups need, cheap with thousands of meters.
+    fn meter_list(&self) -> Result<Vec<MeterInfo>> {
+        let mut all = self.meters()?;
+        for m in &mut all {
+            m.last_frame = None;
+            m.last_raw = None;
+        }
+        Ok(all)
+    }
+    /// The meters whose latest stored frame is newer than `t` (unix seconds), with it
+    /// and its time as `last_seen`: what a daemon serving a store that others write
+    /// follows.
+    fn frames_after(&self, t: i64) -> Result<Vec<MeterInfo>> {
+        let mut all = self.meters()?;
+        all.retain(|m| m.last_frame.is_some() && m.last_seen > t);
+        Ok(all)
+    }
     /// Stored buckets of one size with `from <= start < to`.
     fn rollups(&self, meter: i64, step: Step, from: i64, to: i64) -> Result<Vec<RollupRow>>;
     /// Full-resolution samples with `from <= ts < to`.

@@ -14,7 +14,9 @@ use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Row};
 
 use super::calendar::Step;
-use super::ingest::{Backend, Locked, MeterRow, NewMeter, Rollup, WriteBatch, EXTREMES, SUMS};
+use super::ingest::{
+    Backend, Locked, MeterRow, MeterUpdate, NewMeter, Rollup, WriteBatch, EXTREMES, SUMS,
+};
 use super::sample::{decode_chunk, Sample, N};
 use super::{MeterInfo, RollupRow, StoreRead};
 
@@ -227,8 +229,9 @@ fn migrations() -> Vec<String> {
         .map(|e| format!("min_{e} BIGINT, max_{e} BIGINT"))
         .collect::<Vec<_>>()
         .join(", ");
-    vec![format!(
-        r#"
+    vec![
+        format!(
+            r#"
 CREATE TABLE IF NOT EXISTS meters (
     id BIGSERIAL PRIMARY KEY,
     equipment_id TEXT NOT NULL UNIQUE,
@@ -264,7 +267,30 @@ CREATE TABLE IF NOT EXISTS settings (
     value TEXT NOT NULL
 );
 "#
-    )]
+        ),
+        // The latest frame of each meter (kilobytes of JSON) moves out of `meters`,
+        // whose rows every commit updates: there it made each update copy the frame,
+        // and the table bloated by hundreds of megabytes in minutes at thousands of
+        // meters. Free room on each page lets the frequent updates stay on the page
+        // (HOT) instead of growing the table and its indexes.
+        r#"
+CREATE TABLE IF NOT EXISTS meter_frames (
+    meter_id BIGINT PRIMARY KEY REFERENCES meters(id),
+    ts BIGINT NOT NULL,
+    frame TEXT NOT NULL,
+    raw BYTEA NOT NULL
+);
+INSERT INTO meter_frames (meter_id, ts, frame, raw)
+    SELECT id, last_seen, last_frame, coalesce(last_raw, ''::BYTEA) FROM meters
+    WHERE last_frame IS NOT NULL
+    ON CONFLICT (meter_id) DO NOTHING;
+ALTER TABLE meters DROP COLUMN IF EXISTS last_frame, DROP COLUMN IF EXISTS last_raw;
+ALTER TABLE meters SET (fillfactor = 50);
+ALTER TABLE meter_frames SET (fillfactor = 50);
+ALTER TABLE rollups SET (fillfactor = 60);
+"#
+        .to_string(),
+    ]
 }
 
 /// An arbitrary constant: the advisory lock that serializes migrations of processes
@@ -570,17 +596,31 @@ fn write_batch(tx: &mut impl GenericClient, batch: &WriteBatch) -> Result<()> {
         let seen: Vec<i64> = ms.iter().map(|m| m.last_seen).collect();
         let dialect: Vec<&str> = ms.iter().map(|m| m.dialect.as_str()).collect();
         let sub: Vec<&str> = ms.iter().map(|m| m.submeters.as_str()).collect();
-        let frame: Vec<Option<&str>> = ms.iter().map(|m| m.frame.as_deref()).collect();
-        let raw: Vec<&[u8]> = ms.iter().map(|m| m.raw.as_slice()).collect();
         let state: Vec<&[u8]> = ms.iter().map(|m| m.state.as_slice()).collect();
         tx.execute(
             "UPDATE meters m SET last_seen = GREATEST(m.last_seen, u.last_seen), dialect = u.dialect, \
-             submeters = u.submeters, last_frame = coalesce(u.frame, m.last_frame), last_raw = u.raw, state = u.state \
-             FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BYTEA[], $7::BYTEA[]) \
-             AS u(id, last_seen, dialect, submeters, frame, raw, state) WHERE m.id = u.id",
-            &[&id, &seen, &dialect, &sub, &frame, &raw, &state],
+             submeters = u.submeters, state = u.state \
+             FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BYTEA[]) \
+             AS u(id, last_seen, dialect, submeters, state) WHERE m.id = u.id",
+            &[&id, &seen, &dialect, &sub, &state],
         )
         .pg("updating meters failed")?;
+        let framed: Vec<&MeterUpdate> = ms.iter().filter(|m| m.frame.is_some()).collect();
+        if !framed.is_empty() {
+            let id: Vec<i64> = framed.iter().map(|m| m.meter).collect();
+            let seen: Vec<i64> = framed.iter().map(|m| m.last_seen).collect();
+            let frame: Vec<&str> = framed.iter().filter_map(|m| m.frame.as_deref()).collect();
+            let raw: Vec<&[u8]> = framed.iter().map(|m| m.raw.as_slice()).collect();
+            // Another writer may have stored a later frame already.
+            tx.execute(
+                "INSERT INTO meter_frames (meter_id, ts, frame, raw) \
+                 SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BYTEA[]) \
+                 ON CONFLICT (meter_id) DO UPDATE SET ts = excluded.ts, frame = excluded.frame, raw = excluded.raw \
+                 WHERE meter_frames.ts <= excluded.ts",
+                &[&id, &seen, &frame, &raw],
+            )
+            .pg("storing the latest frames failed")?;
+        }
     }
     Ok(())
 }
@@ -787,13 +827,35 @@ impl PostgresReader {
     }
 }
 
-impl StoreRead for PostgresReader {
-    fn meters(&self) -> Result<Vec<MeterInfo>> {
-        let rows = self.query(
-            "SELECT id, equipment_id, dialect, source, first_seen, last_seen, replaces, submeters, last_frame, last_raw \
-             FROM meters ORDER BY id",
-            &[],
-        )?;
+/// Whether and which latest frames a meter query brings.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Frames {
+    /// None: the meter list.
+    None,
+    /// Each meter's, where it has one.
+    Latest,
+    /// Only meters with a frame newer than the query's `$1`.
+    Only,
+}
+
+impl PostgresReader {
+    /// Meters, in id order, with or without their latest frames.
+    fn meters_where(&self, frames: Frames, after: i64) -> Result<Vec<MeterInfo>> {
+        let cols = "m.id, m.equipment_id, m.dialect, m.source, m.first_seen, m.last_seen, m.replaces, m.submeters";
+        let rows = match frames {
+            Frames::None => self.query(&format!("SELECT {cols} FROM meters m ORDER BY m.id"), &[])?,
+            Frames::Latest => self.query(
+                &format!("SELECT {cols}, f.frame, f.raw FROM meters m LEFT JOIN meter_frames f ON f.meter_id = m.id ORDER BY m.id"),
+                &[],
+            )?,
+            // `last_seen` is the frame's own time here.
+            Frames::Only => self.query(
+                &format!("SELECT {}, f.frame, f.raw FROM meters m JOIN meter_frames f ON f.meter_id = m.id WHERE f.ts > $1 ORDER BY m.id",
+                    cols.replace("m.last_seen", "f.ts")),
+                &[&after],
+            )?,
+        };
+        let framed = frames != Frames::None;
         Ok(rows
             .iter()
             .map(|r| MeterInfo {
@@ -805,10 +867,24 @@ impl StoreRead for PostgresReader {
                 last_seen: r.get(5),
                 replaces: r.get(6),
                 submeters: r.get(7),
-                last_frame: r.get(8),
-                last_raw: r.get(9),
+                last_frame: if framed { r.get(8) } else { None },
+                last_raw: if framed { r.get(9) } else { None },
             })
             .collect())
+    }
+}
+
+impl StoreRead for PostgresReader {
+    fn meters(&self) -> Result<Vec<MeterInfo>> {
+        self.meters_where(Frames::Latest, 0)
+    }
+
+    fn meter_list(&self) -> Result<Vec<MeterInfo>> {
+        self.meters_where(Frames::None, 0)
+    }
+
+    fn frames_after(&self, t: i64) -> Result<Vec<MeterInfo>> {
+        self.meters_where(Frames::Only, t)
     }
 
     fn rollups(&self, meter: i64, step: Step, from: i64, to: i64) -> Result<Vec<RollupRow>> {
@@ -858,7 +934,7 @@ impl StoreRead for PostgresReader {
         let size: i64 = self.query(
             &format!(
                 "SELECT ({readings} + pg_total_relation_size('rollups') + pg_total_relation_size('meters') \
-                 + pg_total_relation_size('settings'))::BIGINT"
+                 + pg_total_relation_size('meter_frames') + pg_total_relation_size('settings'))::BIGINT"
             ),
             &[],
         )?[0]

@@ -238,6 +238,14 @@ pub fn python_venv(name: &str, package: &str, version: &str, module: &str) -> Pa
             .status()
             .is_ok_and(|s| s.success())
     };
+    if ok(&py) {
+        return py;
+    }
+    // Tests that need the same venv run at once (threads, or processes under
+    // nextest): the first makes it while the others wait on the lock, then find it.
+    std::fs::create_dir_all(target.parent().expect("under target")).expect("target dir");
+    let lock = std::fs::File::create(target.with_extension("lock")).expect("venv lock file");
+    lock.lock().expect("venv lock");
     if !ok(&py) {
         let s = Command::new("python3")
             .arg("-m")
