@@ -30,6 +30,8 @@ use crate::store::Location;
 ///                                             at each meter: no database, no keys
 ///   meterkast run --ingest mqtt://broker/meters/+ --keys keys.toml --db DB
 ///                                             in the centre: as many as needed
+///   meterkast run --db postgres://…/meterkast --http 0.0.0.0:8080
+///                                             the API and dashboard for all meters
 ///
 /// Sources are URLs (serial, tcp, mqtt, file, http, sim); see meterkast.example.toml.
 /// Several sources mean several meters.
