@@ -288,11 +288,16 @@ macro_rules! both_servers {
 
 /// Bucket-aligned, two hours ago (recent, so retention keeps the readings).
 fn t0() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    now - now % 300 - 7200
+    // Fixed once per run: computed afresh, a test crossing a 5-minute boundary would
+    // expect other times than it fed.
+    static T0: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *T0.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        now - now % 300 - 7200
+    })
 }
 
 /// Reading `i` of a test meter: every 10 s, import rising by 7 Wh, power varying.
