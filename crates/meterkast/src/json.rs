@@ -30,6 +30,11 @@ pub struct FrameJson<'t, 'a> {
 impl<'t, 'a> FrameJson<'t, 'a> {
     /// Builds the JSON view of a telegram (computes its normalized reading).
     pub fn new(t: &'t Telegram<'a>) -> Self {
+        Self::with_reading(t, Reading::from_telegram(t))
+    }
+
+    /// The JSON view of a telegram whose normalized reading is already at hand.
+    pub fn with_reading(t: &'t Telegram<'a>, reading: Reading) -> Self {
         FrameJson {
             dialect: t.dialect,
             header: t.header.as_deref(),
@@ -37,7 +42,7 @@ impl<'t, 'a> FrameJson<'t, 'a> {
             meter: None,
             timestamp: t.timestamp,
             objects: ObjectMap(&t.objects),
-            reading: Reading::from_telegram(t),
+            reading,
             security: t.security.as_ref(),
         }
     }

@@ -21,7 +21,12 @@ pub fn meter_key(t: &Telegram<'_>, source: &str) -> String {
 /// the meter key and the effective time.
 /// Serialized in one pass: at thousands of meters a second this is a worker's main cost.
 pub fn frame_json(t: &Telegram<'_>, meter: &str, ts: i64) -> String {
-    let mut frame = FrameJson::new(t);
+    latest_json(t, meter, ts, Reading::from_telegram(t))
+}
+
+/// [`frame_json`] with the telegram's normalized reading already computed.
+fn latest_json(t: &Telegram<'_>, meter: &str, ts: i64, reading: Reading) -> String {
+    let mut frame = FrameJson::with_reading(t, reading);
     frame.meter = Some(meter);
     frame.timestamp = Some(meterkast_codec::Timestamp(ts));
     serde_json::to_string(&frame).unwrap_or_default()
@@ -59,7 +64,8 @@ pub fn incoming(
     let sample = Sample::from_reading(ts, &reading);
     let submeters = submeters_json(&reading);
     let meter = meter_key(t, source);
-    let frame = with_frame.then(|| frame_json(t, &meter, ts));
+    // The reading goes into the frame JSON rather than being computed a second time.
+    let frame = with_frame.then(|| latest_json(t, &meter, ts, reading));
     Incoming {
         source: source.to_string(),
         meter,

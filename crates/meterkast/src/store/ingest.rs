@@ -643,10 +643,16 @@ impl<B: Backend> Ingestor<B> {
     /// whichever process stores it, and however often it is delivered.
     fn commit_shared(&mut self) -> Result<()> {
         let mut readings = std::mem::take(&mut self.queued);
+        // Each updated meter's last written frame time, gathered in the same pass.
+        let mut frame_ts: HashMap<i64, i64> = HashMap::new();
         let updates: HashMap<i64, PendingUpdate> = self
             .meters
             .values_mut()
-            .filter_map(|t| t.update.take().map(|u| (t.id, u)))
+            .filter_map(|t| {
+                let u = t.update.take()?;
+                frame_ts.insert(t.id, t.frame_ts);
+                Some((t.id, u))
+            })
             .collect();
         if readings.is_empty() {
             return Ok(());
@@ -657,8 +663,6 @@ impl<B: Backend> Ingestor<B> {
         let repeated = (delivered - readings.len()) as u64;
         let mut stats = IngestStats::default();
         let mut baselines: HashMap<i64, Sample> = HashMap::new();
-        let frame_ts: HashMap<i64, i64> =
-            self.meters.values().map(|t| (t.id, t.frame_ts)).collect();
         let mut framed: HashSet<i64> = HashSet::new();
         let result = self.backend.commit_shared(&readings, &mut |locked| {
             stats = IngestStats::default();
