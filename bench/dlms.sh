@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DLMS decrypt + decode speed, side by side on the same real frames (shared corpus):
+# DLMS decrypt + decode speed, side by side on the same real frames (conformance corpus):
 # the EVN two-segment M-Bus frame (security control 0x20) and the NEXXTLAB Smarty frame
 # (0x30, GCM tag). meterkast-codec via criterion (crates/codec/benches/dlms.rs) and the
 # Python gurux-dlms, dlms-cosem and dsmr-parser (bench/dlms_py_bench.py, installed into
@@ -11,11 +11,11 @@ set -euo pipefail
 secs="${1:-3}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-corpus="$root/../shared/corpus"
+corpus="$root/crates/codec/tests/corpus"
 cd "$root"
 
 if [[ ! -f "$corpus/dlms/at_evn_noe_doc_kaifa_mbus.hex" ]]; then
-    echo "dlms.sh: the shared corpus is missing at $corpus" >&2
+    echo "dlms.sh: the conformance corpus is missing at $corpus" >&2
     exit 1
 fi
 

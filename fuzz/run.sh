@@ -4,8 +4,8 @@
 # missing) and libFuzzer's unstable rustc flags: a nightly toolchain when rustup has
 # one, otherwise the stable one with RUSTC_BOOTSTRAP=1.
 # Usage: fuzz/run.sh [SECONDS]        (from anywhere)
-# Extra read-only seed directories: FUZZ_SEEDS="dir1 dir2" (default: ../shared/corpus
-# relative to the repository root, when it exists: dsmr/ as is, dlms/*.hex decoded to
+# Extra read-only seed directories: FUZZ_SEEDS="dir1 dir2" (default: the
+# conformance corpus crates/codec/tests/corpus: dsmr/ as is, dlms/*.hex decoded to
 # binary). FUZZ_TOOLCHAIN=stable|nightly|<name> forces a toolchain; FUZZ_TARGETS="a b"
 # runs only those targets.
 set -euo pipefail
@@ -44,7 +44,7 @@ trap 'rm -rf "$work"' EXIT
 # Seeds. libFuzzer reads raw bytes: the corpus's DLMS vectors are hex text, so decode
 # them into a temp dir (the hex text stays a seed too: the stream decoder reads hex lines).
 seeds=()
-for d in ${FUZZ_SEEDS:-"$root/../shared/corpus/dsmr" "$root/../shared/corpus/dlms"}; do
+for d in ${FUZZ_SEEDS:-"$root/crates/codec/tests/corpus/dsmr" "$root/crates/codec/tests/corpus/dlms"}; do
     if [[ ! -d "$d" ]]; then
         echo "fuzz: no seed dir $d, skipping it" >&2
         continue

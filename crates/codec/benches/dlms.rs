@@ -6,8 +6,8 @@
 //! * Luxembourg Smarty: `smarty_nexxtlab_encrypted.bin`, a DSMR telegram in
 //!   general-glo-ciphering with security control 0x30 (GCM tag checked), 647 bytes.
 //!
-//! Both come from the shared corpus, read at run time from `../shared/corpus` beside the
-//! repository (the bench stops with a clear message when it is missing).
+//! Both come from the conformance corpus in `crates/codec/tests/corpus` (the bench stops
+//! with a clear message when it is missing).
 //!
 //! The stream decoder remembers every sender's frame counter and warns when one does
 //! not increase, so pushing the same frame over and over would time the warning path.
@@ -39,18 +39,15 @@ const EVN_KEY: &str = "36C66639E48A8CA4D6BC8B282A793BBB";
 const SMARTY_KEY: &str = "D491470F47126332B07D1923B3504188";
 
 fn corpus() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/corpus"
-    ))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus"))
 }
 
 fn read(rel: &str) -> Vec<u8> {
     let p = corpus().join(rel);
     std::fs::read(&p).unwrap_or_else(|e| {
         panic!(
-            "cannot read the test vector {} ({e}); these benches need the shared corpus \
-             at ../shared/corpus beside the repository",
+            "cannot read the test vector {} ({e}); these benches need the conformance \
+             corpus in crates/codec/tests/corpus",
             p.display()
         )
     })

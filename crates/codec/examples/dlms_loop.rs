@@ -18,7 +18,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| String::from("smarty"));
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(100_000);
-    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
     let (key, apdu, smarty) = match which.as_str() {
         "smarty" => (
             "D491470F47126332B07D1923B3504188",

@@ -1,4 +1,4 @@
-//! Every DLMS vector of the shared corpus, and the encrypted DSMR vectors, through the
+//! Every DLMS vector of the conformance corpus, and the encrypted DSMR vectors, through the
 //! public stream `Decoder`: the values their sources assert, and the rejections.
 
 mod common;
@@ -9,10 +9,7 @@ use meterkast_codec::{Decoder, Keys, Obis, Rejection, Telegram, Timestamp, Value
 use serde_json::Value as Json;
 
 fn corpus() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/corpus"
-    ))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus"))
 }
 
 fn manifest(kind: &str) -> Json {

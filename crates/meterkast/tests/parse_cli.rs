@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 fn corpus(f: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/corpus/dsmr")
+        .join("../codec/tests/corpus/dsmr")
         .join(f)
 }
 

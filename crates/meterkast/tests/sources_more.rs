@@ -97,7 +97,7 @@ fn mqtt_source_takes_raw_and_hex_payloads() {
     // The Netz NÖ (EVN) documentation frame as hex text, as ESP bridges publish it.
     let hex = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/corpus/dlms/at_evn_noe_doc_kaifa_mbus.hex"),
+            .join("../codec/tests/corpus/dlms/at_evn_noe_doc_kaifa_mbus.hex"),
     )
     .unwrap();
     client

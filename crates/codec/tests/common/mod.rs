@@ -6,22 +6,18 @@ use meterkast_codec::time::Civil;
 use meterkast_codec::{Decimal, Timestamp};
 use std::path::PathBuf;
 
-/// `../shared/corpus` next to the workspace.
+/// The conformance corpus, kept in the repository (`crates/codec/tests/corpus`).
 pub fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
 }
 
-/// Reads a manifest, or `None` (with a note) when the corpus is not checked out beside
-/// the workspace.
-pub fn manifest(dir: &str) -> Option<serde_json::Value> {
+/// Reads a manifest. The corpus is part of the repository, so a missing one is a test
+/// failure, never a silent skip.
+pub fn manifest(dir: &str) -> serde_json::Value {
     let p = corpus().join(dir).join("MANIFEST.json");
-    match std::fs::read(&p) {
-        Ok(b) => Some(serde_json::from_slice(&b).expect("manifest is JSON")),
-        Err(e) => {
-            eprintln!("corpus not found at {}: {e}", p.display());
-            None
-        }
-    }
+    let b = std::fs::read(&p)
+        .unwrap_or_else(|e| panic!("the conformance corpus is missing at {}: {e}", p.display()));
+    serde_json::from_slice(&b).expect("manifest is JSON")
 }
 
 /// Parses `2016-11-13T19:57:57+00:00` (RFC 3339 with a numeric offset or Z); without
