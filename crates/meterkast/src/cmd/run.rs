@@ -95,6 +95,10 @@ pub struct RunArgs {
     /// The base topic [default: the URL's path, else meterkast].
     #[arg(long, env = "MK_MQTT_BASE_TOPIC")]
     pub mqtt_base_topic: Option<String>,
+    /// Publish the EVN decoder's JSON to exactly this topic ({meter} allowed), e.g.
+    /// sensors/smartmeter/values; implies --mqtt-format evn [default: BASE/METER/evn].
+    #[arg(long, env = "MK_MQTT_EVN_TOPIC")]
+    pub mqtt_evn_topic: Option<String>,
     /// Forward every frame exactly as received (MQTT 5, QoS 1, queued on disk while
     /// the broker is away): mqtt://[user:pass@]broker[:port]/meters/{meter}. Without
     /// --db nothing is stored here.
@@ -137,6 +141,10 @@ pub struct RunArgs {
     /// The interval table's bucket, from 1m to 24h [default: 5m].
     #[arg(long, env = "MK_SQL_INTERVAL")]
     pub sql_interval: Option<String>,
+    /// The interval table's name, optionally schema.table (historyDebounced for the
+    /// EVN decoder's queries) [default: the readings table's with a suffix].
+    #[arg(long, env = "MK_SQL_INTERVAL_TABLE")]
+    pub sql_interval_table: Option<String>,
     /// Daily and monthly reports.
     #[command(flatten)]
     pub report: crate::report::schedule::ReportArgs,
@@ -267,6 +275,7 @@ impl RunArgs {
                         .mqtt_base_topic
                         .clone()
                         .or(file.mqtt_base_topic.clone()),
+                    evn_topic: self.mqtt_evn_topic.clone().or(file.mqtt_evn_topic.clone()),
                 },
                 &db.state_base(&state_dir),
             )?),
@@ -314,6 +323,10 @@ impl RunArgs {
         };
         let sql_table = self.sql_table.clone().or(file.sql_table.clone());
         let sql_interval = self.sql_interval.clone().or(file.sql_interval.clone());
+        let sql_interval_table = self
+            .sql_interval_table
+            .clone()
+            .or(file.sql_interval_table.clone());
         let sql = sql_urls
             .iter()
             .map(|u| {
@@ -323,6 +336,7 @@ impl RunArgs {
                     sql_interval.as_deref(),
                     &db.state_base(&state_dir),
                 )
+                .and_then(|s| s.with_interval_table(sql_interval_table.as_deref()))
             })
             .collect::<Result<Vec<_>>>()?;
         let report = self.report.settings(&file, &db.state_base(&state_dir))?;

@@ -12,7 +12,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::conn::{self, Conn};
 use super::schema::{bucket_columns, reading_columns, Dialect, Stmt};
@@ -178,6 +178,14 @@ impl Writer {
                 .with_context(what)?;
             // A table from an older version gets the columns added since.
             let have = c.column_names(&d.columns_query(&t)).with_context(what)?;
+            // A table of another program under this name (the EVN decoder's `history`):
+            // never altered, never written.
+            if !have.iter().any(|h| h.eq_ignore_ascii_case(key[0])) {
+                bail!(
+                    "the table {t} exists and is not meterkast's (it has no `{}` column; the EVN decoder's own history table?): give meterkast tables of its own with --sql-table and --sql-interval-table, and a view for old queries (README, \"Coming from the EVN decoder\")",
+                    key[0]
+                );
+            }
             for col in cols
                 .iter()
                 .filter(|c| !have.iter().any(|h| h.eq_ignore_ascii_case(&c.name)))
