@@ -41,6 +41,10 @@ pub struct RunArgs {
     /// A TOML configuration file (see meterkast.example.toml).
     #[arg(long, env = "MK_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The EVN decoder's environment file (server.env): its key, MQTT and database
+    /// settings fill what the config file leaves unset.
+    #[arg(long, env = "MK_ENV_FILE")]
+    pub env_file: Option<PathBuf>,
     /// The store: a SQLite file, or a PostgreSQL database as
     /// postgres://user:password@host:5432/database[?schema=NAME] (several `meterkast run`
     /// may share one) [default: meterkast.db; with --demo a fresh temporary file].
@@ -184,14 +188,20 @@ pub struct Settings {
     pub report: Option<crate::report::schedule::ReportSettings>,
     /// Prices from the config file (the dashboard's edits win).
     pub prices: Option<crate::prices::Prices>,
+    /// What reading the settings found worth saying, for the log (`true`: a warning).
+    pub notes: Vec<crate::evn_env::Note>,
 }
 
 impl RunArgs {
     /// Merges the configuration file (if any) under the flags and environment.
     pub fn settings(&self) -> Result<Settings> {
-        let file = match &self.config {
+        let mut file = match &self.config {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
+        };
+        let notes = match &self.env_file {
+            Some(p) => crate::evn_env::EnvFile::load(p)?.apply(&mut file)?,
+            None => Vec::new(),
         };
         let forward_url = self.forward.clone().or(file.forward.clone());
         let ingest_url = self.ingest.clone().or(file.ingest.clone());
@@ -356,6 +366,7 @@ impl RunArgs {
             mqtt,
             sql,
             prices: file.prices.clone(),
+            notes,
         })
     }
 }
@@ -479,6 +490,12 @@ pub fn init_logging() {
 pub fn run(args: RunArgs) -> Result<i32> {
     let settings = args.settings()?;
     init_logging();
+    for (warn, n) in &settings.notes {
+        match warn {
+            true => tracing::warn!("{n}"),
+            false => tracing::info!("{n}"),
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
