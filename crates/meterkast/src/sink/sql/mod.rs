@@ -230,6 +230,28 @@ pub struct SqlRow {
     pub ts: i64,
     /// The store's integer quantities, in field order.
     pub v: Vec<Option<i64>>,
+    /// The power factor in thousandths, which the store does not keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pf: Option<i64>,
+}
+
+/// The power factor of a frame JSON, in thousandths.
+fn power_factor(frame: Option<&str>) -> Option<i64> {
+    #[derive(Deserialize)]
+    struct Frame {
+        reading: Reading,
+    }
+    #[derive(Deserialize)]
+    struct Reading {
+        active_power_factor: Option<f64>,
+    }
+    // Most meters send none: only a frame that names one is parsed.
+    let f = frame.filter(|f| f.contains("\"active_power_factor\""))?;
+    let pf = serde_json::from_str::<Frame>(f)
+        .ok()?
+        .reading
+        .active_power_factor?;
+    pf.is_finite().then(|| (pf * 1000.0).round() as i64)
 }
 
 impl SqlRow {
@@ -240,6 +262,7 @@ impl SqlRow {
             dialect: inc.dialect.clone(),
             ts: inc.ts,
             v: inc.sample.v.to_vec(),
+            pf: power_factor(inc.frame.as_deref()),
         }
     }
 
@@ -250,6 +273,7 @@ impl SqlRow {
             ts: self.ts,
             dialect: &self.dialect,
             v: &self.v,
+            pf: self.pf,
         }
     }
 }
@@ -406,6 +430,21 @@ mod tests {
         assert!(err("mysql://root@h/x", None, Some("soon")).contains("--sql-interval"));
         let e = err("mysql://root:pw@[bad/x", None, None);
         assert!(e.contains("not a URL") && !e.contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn the_power_factor_comes_from_the_frame() {
+        let f = r#"{"meter":"m","reading":{"active_power_w":5.0,"active_power_factor":0.9915}}"#;
+        assert_eq!(power_factor(Some(f)), Some(992));
+        assert_eq!(
+            power_factor(Some(r#"{"reading":{"active_power_w":5.0}}"#)),
+            None
+        );
+        assert_eq!(
+            power_factor(Some(r#"{"active_power_factor": garbage"#)),
+            None
+        );
+        assert_eq!(power_factor(None), None);
     }
 
     #[test]

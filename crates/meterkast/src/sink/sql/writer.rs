@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::conn::{self, Conn};
-use super::schema::{bucket_columns, reading_columns, Dialect, Stmt};
+use super::schema::{bucket_columns, reading_columns, Dialect, Stmt, Tables};
 use super::spool::Spool;
 use super::{SqlMetrics, SqlRow, SqlSettings};
 
@@ -307,12 +307,13 @@ impl Writer {
             .collect();
         new_meters.sort_unstable();
         new_meters.dedup();
+        let buckets = self.s.bucket_table();
+        let tables = Tables {
+            readings: &self.s.table,
+            buckets: &buckets,
+        };
         for m in &new_meters {
-            stmts.push(
-                self.s
-                    .dialect
-                    .rollup_catch_up(&self.s.table, self.s.interval, m),
-            );
+            stmts.push(self.s.dialect.rollup_catch_up(&tables, self.s.interval, m));
         }
         let closed = self.rollups(false);
         stmts.extend(closed.iter().map(|(_, s)| s.clone()));
@@ -343,6 +344,11 @@ impl Writer {
     /// of them with `all`), with the end of the range they cover.
     fn rollups(&self, all: bool) -> Vec<((String, i64), Stmt)> {
         let secs = i64::from(self.s.interval);
+        let buckets = self.s.bucket_table();
+        let tables = Tables {
+            readings: &self.s.table,
+            buckets: &buckets,
+        };
         let mut out = Vec::new();
         for (meter, set) in &self.dirty {
             let Some(&first) = set.first() else { continue };
@@ -354,7 +360,7 @@ impl Writer {
             let s = self
                 .s
                 .dialect
-                .rollup_range(&self.s.table, self.s.interval, meter, first, upto);
+                .rollup_range(&tables, self.s.interval, meter, first, upto);
             out.push(((meter.clone(), upto), s));
         }
         out
