@@ -263,7 +263,9 @@ struct Maria {
 
 impl Maria {
     fn new() -> Maria {
-        let name = format!("mk_evn_{}", std::process::id());
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("mk_evn_{}_{seq}", std::process::id());
         let mut conn = mysql::Conn::new("mysql://root@127.0.0.1:3306").unwrap();
         conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
             .unwrap();
@@ -318,12 +320,8 @@ fn readme_views() -> String {
     sql.split_once("```").unwrap().0.to_string()
 }
 
-#[test]
-#[ignore = "needs MariaDB; .ci/run runs it"]
-fn the_readme_views_answer_the_decoders_queries() {
-    let dir = tmpdir("evn-views");
-    let mut db = Maria::new();
-    // The decoder's tables as it creates them, with what it stored before the switch.
+/// The decoder's tables as it creates them, with two rows it stored before the switch.
+fn decoder_tables(db: &mut Maria) {
     for t in ["history", "historyDebounced"] {
         db.conn
             .query_drop(format!(
@@ -346,32 +344,52 @@ fn the_readme_views_answer_the_decoders_queries() {
             ))
             .unwrap();
     }
-    let t0 = start();
+}
+
+/// Writes 120 frames of a simulated T210-D from `t0` to a capture file.
+fn capture(dir: &Path, t0: i64) -> (PathBuf, Vec<(Vec<u8>, MeterState)>) {
     let frames = t210d(120, t0);
-    let capture = dir.join("t210d.bin");
+    let path = dir.join("t210d.bin");
     std::fs::write(
-        &capture,
+        &path,
         frames.iter().flat_map(|f| f.0.clone()).collect::<Vec<u8>>(),
     )
     .unwrap();
-    let d = Daemon::run(
-        &dir,
-        &[
-            "--db".into(),
-            dir.join("m.db").display().to_string(),
-            "--source".into(),
-            format!("file://{}?speed=max&key={KEY}", capture.display()),
-            "--sql-sink".into(),
-            format!("mysql://root@127.0.0.1:3306/{}", db.name),
-        ],
-        &[],
-    );
+    (path, frames)
+}
+
+/// A daemon replaying `capture` into the SQL sink of `db`, with more arguments.
+fn replay_to(dir: &Path, capture: &Path, db: &Maria, more: &[&str]) -> Daemon {
+    let mut args = vec![
+        "--db".to_string(),
+        dir.join("m.db").display().to_string(),
+        "--source".into(),
+        format!("file://{}?speed=max&key={KEY}", capture.display()),
+        "--sql-sink".into(),
+        format!("mysql://root@127.0.0.1:3306/{}", db.name),
+    ];
+    args.extend(more.iter().map(|s| s.to_string()));
+    Daemon::run(dir, &args, &[])
+}
+
+fn count(db: &mut Maria, table: &str) -> Option<i64> {
+    db.conn
+        .query_first::<i64, _>(format!("SELECT COUNT(*) FROM `{table}`"))
+        .ok()
+        .flatten()
+}
+
+#[test]
+#[ignore = "needs MariaDB; .ci/run runs it"]
+fn the_readme_views_answer_the_decoders_queries() {
+    let dir = tmpdir("evn-views");
+    let mut db = Maria::new();
+    decoder_tables(&mut db);
+    let t0 = start();
+    let (capture, frames) = capture(&dir, t0);
+    let d = replay_to(&dir, &capture, &db, &[]);
     wait_for("the readings in MariaDB", 60, || {
-        db.conn
-            .query_first::<i64, _>("SELECT COUNT(*) FROM meter_readings")
-            .ok()
-            .flatten()
-            == Some(120)
+        count(&mut db, "meter_readings") == Some(120)
     });
     let port = d.port;
     d.stop(); // writes the last interval row
@@ -443,4 +461,49 @@ fn the_readme_views_answer_the_decoders_queries() {
         )),
         2.0
     );
+}
+
+#[test]
+#[ignore = "needs MariaDB; .ci/run runs it"]
+fn the_decoders_tables_are_never_touched_and_the_interval_table_takes_its_name() {
+    let dir = tmpdir("evn-tables");
+    let mut db = Maria::new();
+    decoder_tables(&mut db);
+    let columns = |db: &mut Maria| {
+        db.rows("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'history'")
+    };
+    let before = columns(&mut db);
+    let (capture, frames) = capture(&dir, start());
+    // Pointed at the decoder's own table by mistake: refused, said, nothing changed.
+    let d = replay_to(&dir, &capture, &db, &["--sql-table", "history"]);
+    wait_for("the refusal in the log", 30, || {
+        log_of(&dir, &d).contains("the table history exists and is not meterkast's")
+    });
+    assert_eq!(columns(&mut db), before);
+    assert_eq!(count(&mut db, "history"), Some(2));
+    d.stop();
+
+    // Tables of its own, the interval table named as asked and filled.
+    let dir = tmpdir("evn-tables-named");
+    let d = replay_to(
+        &dir,
+        &capture,
+        &db,
+        &[
+            "--sql-table",
+            "mk_history",
+            "--sql-interval-table",
+            "mk_historyDebounced",
+        ],
+    );
+    wait_for("the readings in MariaDB", 60, || {
+        count(&mut db, "mk_history") == Some(120)
+    });
+    d.stop();
+    assert_eq!(count(&mut db, "mk_historyDebounced"), Some(2));
+    assert_eq!(count(&mut db, "mk_history_5min"), None);
+    let last = &frames[119].1;
+    let wh = db.one("SELECT ROUND(MAX(total_power_import_kwh) * 1000) FROM mk_historyDebounced");
+    assert_eq!(wh, last.import_wh.iter().sum::<u64>() as f64);
+    assert_eq!(count(&mut db, "history"), Some(2));
 }
