@@ -277,22 +277,7 @@ impl Maria {
 
     /// The rows of a query, every value as text (`None` for NULL).
     fn rows(&mut self, sql: &str) -> Vec<Vec<Option<String>>> {
-        let rows: Vec<mysql::Row> = self
-            .conn
-            .query(sql)
-            .unwrap_or_else(|e| panic!("{e}: {sql}"));
-        rows.into_iter()
-            .map(|r| {
-                r.unwrap()
-                    .into_iter()
-                    .map(|v| match v {
-                        mysql::Value::NULL => None,
-                        mysql::Value::Bytes(b) => Some(String::from_utf8(b).unwrap()),
-                        other => Some(format!("{other:?}")),
-                    })
-                    .collect()
-            })
-            .collect()
+        support::maria::text_rows(&mut self.conn, sql)
     }
 
     fn one(&mut self, sql: &str) -> f64 {

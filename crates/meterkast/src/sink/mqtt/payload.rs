@@ -188,7 +188,12 @@ pub fn check_evn_topic(t: &str) -> Result<()> {
 pub fn evn(topic: String, s: &Snapshot) -> Msg {
     let mut body: Vec<String> = Vec::with_capacity(12);
     let int = |v: Option<f64>| v.filter(|x| x.is_finite()).map(|x| json!(x.round() as i64));
-    let dec = |v: Option<f64>| v.filter(|x| x.is_finite()).map(|x| json!(x));
+    // In the meter's steps (0.1 V, 0.01 A, 0.001), also when --mqtt-interval averaged.
+    let dec = |v: Option<f64>, places: i32| {
+        let k = 10f64.powi(places);
+        v.filter(|x| x.is_finite())
+            .map(|x| json!((x * k).round() / k))
+    };
     let p = s.num("active_power_w");
     let wh = |k: &str| s.num(k).map(|kwh| kwh * 1000.0);
     let fields = [
@@ -196,13 +201,13 @@ pub fn evn(topic: String, s: &Snapshot) -> Msg {
         ("WOut", int(wh("total_power_export_kwh")), "Wh"),
         ("PIn", int(p.map(|p| p.max(0.0))), "W"),
         ("POut", int(p.map(|p| (-p).max(0.0))), "W"),
-        ("U1", dec(s.num("active_voltage_l1_v")), "V"),
-        ("U2", dec(s.num("active_voltage_l2_v")), "V"),
-        ("U3", dec(s.num("active_voltage_l3_v")), "V"),
-        ("I1", dec(s.num("active_current_l1_a")), "A"),
-        ("I2", dec(s.num("active_current_l2_a")), "A"),
-        ("I3", dec(s.num("active_current_l3_a")), "A"),
-        ("PF", dec(s.num("active_power_factor")), "1"),
+        ("U1", dec(s.num("active_voltage_l1_v"), 1), "V"),
+        ("U2", dec(s.num("active_voltage_l2_v"), 1), "V"),
+        ("U3", dec(s.num("active_voltage_l3_v"), 1), "V"),
+        ("I1", dec(s.num("active_current_l1_a"), 2), "A"),
+        ("I2", dec(s.num("active_current_l2_a"), 2), "A"),
+        ("I3", dec(s.num("active_current_l3_a"), 2), "A"),
+        ("PF", dec(s.num("active_power_factor"), 3), "1"),
         ("timestamp", Some(json!(s.ts)), "s"),
     ];
     // Written out in the decoder's key order (a JSON map would sort the keys).
