@@ -384,6 +384,11 @@ CONTAINER_PATH=/opt/evn
         // A huge file is read, never trusted.
         let big = "A=1\n".repeat(200_000);
         assert_eq!(EnvFile::parse(Path::new("b"), &big).unknown(), ["A"]);
+        let path = std::env::temp_dir().join(format!("mk-huge-{}.env", std::process::id()));
+        std::fs::write(&path, "A=1\n".repeat(300_000)).unwrap();
+        let huge = EnvFile::load(&path).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&path);
+        assert!(huge.contains("is not an environment file"), "{huge}");
         let missing = EnvFile::load(Path::new("/nonexistent/server.env")).unwrap_err();
         assert!(format!("{missing:#}").contains("cannot read the EVN decoder's environment file"));
     }

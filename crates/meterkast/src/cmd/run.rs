@@ -145,8 +145,8 @@ pub struct RunArgs {
     /// The interval table's bucket, from 1m to 24h [default: 5m].
     #[arg(long, env = "MK_SQL_INTERVAL")]
     pub sql_interval: Option<String>,
-    /// The interval table's name, optionally schema.table (historyDebounced for the
-    /// EVN decoder's queries) [default: the readings table's with a suffix].
+    /// The interval table's name, optionally schema.table, e.g. historyDebounced
+    /// [default: the readings table's with a suffix, meter_readings_5min].
     #[arg(long, env = "MK_SQL_INTERVAL_TABLE")]
     pub sql_interval_table: Option<String>,
     /// Daily and monthly reports.
