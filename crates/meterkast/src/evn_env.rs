@@ -246,15 +246,11 @@ impl EnvFile {
             if file.sql_sink.is_empty() {
                 let schema = self.get("SMARTMETER_DB_SCHEMA").unwrap_or(DEFAULT_SCHEMA);
                 file.sql_sink = vec![format!("{db}/{schema}")];
-                let table = file
-                    .sql_table
-                    .clone()
-                    .unwrap_or_else(|| crate::sink::sql::DEFAULT_TABLE.into());
                 let theirs = self.get("SMARTMETER_DB_TABLE").unwrap_or("history");
                 notes.push((
                     false,
                     format!(
-                        "{shown}: writing readings to the database {schema}, tables {table} and its interval table beside the decoder's {theirs} (the README, \"Coming from the EVN decoder\", has a view that answers queries on {theirs})"
+                        "{shown}: writing readings to the database {schema}, in meterkast's own tables beside the decoder's {theirs} (the README, \"Coming from the EVN decoder\", has a view that answers queries on {theirs})"
                     ),
                 ));
             }
@@ -357,6 +353,39 @@ CONTAINER_PATH=/opt/evn
         assert_eq!(f.mqtt.as_deref(), Some("mqtt://other"));
         assert_eq!(f.mqtt_evn_topic, None);
         assert_eq!(f.sql_sink, ["postgres://x/y"]);
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let path = std::env::temp_dir().join(format!("mk-server-{}.env", std::process::id()));
+        std::fs::write(&path, SERVER_ENV).unwrap();
+        let args = crate::cmd::run::RunArgs {
+            env_file: Some(path.clone()),
+            db: Some("/tmp/mk-evn-flags.db".into()),
+            mqtt_evn_topic: Some("home/{meter}/values".into()),
+            sql_table: Some("mk_history".into()),
+            ..Default::default()
+        };
+        let s = args.settings().unwrap();
+        let _ = std::fs::remove_file(&path);
+        let m = s.mqtt.unwrap();
+        assert_eq!(m.evn_topic.as_deref(), Some("home/{meter}/values"));
+        assert_eq!(
+            (m.broker.host.as_str(), m.broker.port),
+            ("192.168.1.6", 1883)
+        );
+        assert_eq!(s.sources.len(), 1);
+        assert!(
+            !s.sources[0].name.contains("36C666"),
+            "{}",
+            s.sources[0].name
+        );
+        assert_eq!(s.sql[0].table.to_string(), "mk_history");
+        assert_eq!(s.sql[0].bucket_table().to_string(), "mk_history_5min");
+        assert!(s
+            .notes
+            .iter()
+            .any(|n| n.0 && n.1.contains("CONTAINER_PATH")));
     }
 
     #[test]
