@@ -133,7 +133,9 @@ pub fn t210d_apdu(s: &MeterState, invoke_id: u32) -> Vec<u8> {
         }
         out.extend_from_slice(&[0x02, 0x02, 0x0F, scaler as u8, 0x16, unit]);
     }
-    let number = &s.meter_id.as_bytes()[..s.meter_id.len().min(127)];
+    // The T210-D's meter number is 12 digits: the end of the simulated meter's id.
+    let id = s.meter_id.as_bytes();
+    let number = &id[id.len().saturating_sub(12)..];
     out.extend_from_slice(&[0x09, number.len() as u8]);
     out.extend_from_slice(number);
     out
@@ -165,8 +167,10 @@ mod tests {
             Timestamp(1_774_742_400),
             std::time::Duration::from_secs(1),
         )
-        .unwrap();
-        let _ = sim.next_frame();
+        .unwrap()
+        .with_key([7; 16]);
+        // Two M-Bus segments of the same length as a real T210-D's push.
+        assert_eq!(sim.next_frame().1.len(), 282);
         let s = sim.state().clone();
         let apdu = t210d_apdu(&s, 7);
         // Tag, invoke id, clock, then a structure of 35 elements opened by the clock.
