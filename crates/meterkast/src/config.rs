@@ -82,6 +82,8 @@ pub struct FileConfig {
     pub mqtt_client_id: Option<String>,
     /// MQTT base topic.
     pub mqtt_base_topic: Option<String>,
+    /// The EVN JSON's exact topic (`sensors/smartmeter/values`, `{meter}` allowed).
+    pub mqtt_evn_topic: Option<String>,
     /// Forward every frame as received to this MQTT topic (`mqtt://broker/meters/{meter}`).
     pub forward: Option<String>,
     /// The forwarder's on-disk queue.
@@ -102,6 +104,9 @@ pub struct FileConfig {
     pub sql_table: Option<String>,
     /// The SQL history interval table's bucket (default `5m`).
     pub sql_interval: Option<String>,
+    /// The SQL history interval table's name (default: the readings table's with a
+    /// suffix such as `_5min`).
+    pub sql_interval_table: Option<String>,
     /// Prices for costs (the dashboard can change them; its changes win).
     pub prices: Option<crate::prices::Prices>,
     /// Daily and monthly reports (`[report]`).

@@ -6,6 +6,7 @@
 pub mod bridge;
 pub mod cmd;
 pub mod config;
+pub mod evn_env;
 pub mod http;
 pub mod json;
 pub mod mdns;

@@ -158,21 +158,7 @@ impl TestDb {
     /// Runs a query; every value as text.
     fn rows(&mut self, sql: &str) -> Vec<Vec<Option<String>>> {
         match self {
-            TestDb::Maria { admin, .. } => {
-                let rows: Vec<mysql::Row> = admin.query(sql).unwrap();
-                rows.into_iter()
-                    .map(|r| {
-                        r.unwrap()
-                            .into_iter()
-                            .map(|v| match v {
-                                mysql::Value::NULL => None,
-                                mysql::Value::Bytes(b) => Some(String::from_utf8(b).unwrap()),
-                                other => Some(other.as_sql(true)),
-                            })
-                            .collect()
-                    })
-                    .collect()
-            }
+            TestDb::Maria { admin, .. } => support::maria::text_rows(admin, sql),
             TestDb::Pg { admin, .. } => admin
                 .simple_query(sql)
                 .unwrap()

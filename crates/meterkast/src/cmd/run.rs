@@ -41,6 +41,10 @@ pub struct RunArgs {
     /// A TOML configuration file (see meterkast.example.toml).
     #[arg(long, env = "MK_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The EVN decoder's environment file (server.env): its key, MQTT and database
+    /// settings fill what the config file leaves unset.
+    #[arg(long, env = "MK_ENV_FILE")]
+    pub env_file: Option<PathBuf>,
     /// The store: a SQLite file, or a PostgreSQL database as
     /// postgres://user:password@host:5432/database[?schema=NAME] (several `meterkast run`
     /// may share one) [default: meterkast.db; with --demo a fresh temporary file].
@@ -95,6 +99,10 @@ pub struct RunArgs {
     /// The base topic [default: the URL's path, else meterkast].
     #[arg(long, env = "MK_MQTT_BASE_TOPIC")]
     pub mqtt_base_topic: Option<String>,
+    /// Publish the EVN decoder's JSON to exactly this topic ({meter} allowed), e.g.
+    /// sensors/smartmeter/values; implies --mqtt-format evn [default: BASE/METER/evn].
+    #[arg(long, env = "MK_MQTT_EVN_TOPIC")]
+    pub mqtt_evn_topic: Option<String>,
     /// Forward every frame exactly as received (MQTT 5, QoS 1, queued on disk while
     /// the broker is away): mqtt://[user:pass@]broker[:port]/meters/{meter}. Without
     /// --db nothing is stored here.
@@ -137,6 +145,10 @@ pub struct RunArgs {
     /// The interval table's bucket, from 1m to 24h [default: 5m].
     #[arg(long, env = "MK_SQL_INTERVAL")]
     pub sql_interval: Option<String>,
+    /// The interval table's name, optionally schema.table, e.g. historyDebounced
+    /// [default: the readings table's with a suffix, meter_readings_5min].
+    #[arg(long, env = "MK_SQL_INTERVAL_TABLE")]
+    pub sql_interval_table: Option<String>,
     /// Daily and monthly reports.
     #[command(flatten)]
     pub report: crate::report::schedule::ReportArgs,
@@ -176,14 +188,20 @@ pub struct Settings {
     pub report: Option<crate::report::schedule::ReportSettings>,
     /// Prices from the config file (the dashboard's edits win).
     pub prices: Option<crate::prices::Prices>,
+    /// What reading the settings found worth saying, for the log (`true`: a warning).
+    pub notes: Vec<crate::evn_env::Note>,
 }
 
 impl RunArgs {
     /// Merges the configuration file (if any) under the flags and environment.
     pub fn settings(&self) -> Result<Settings> {
-        let file = match &self.config {
+        let mut file = match &self.config {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
+        };
+        let notes = match &self.env_file {
+            Some(p) => crate::evn_env::EnvFile::load(p)?.apply(&mut file)?,
+            None => Vec::new(),
         };
         let forward_url = self.forward.clone().or(file.forward.clone());
         let ingest_url = self.ingest.clone().or(file.ingest.clone());
@@ -267,6 +285,7 @@ impl RunArgs {
                         .mqtt_base_topic
                         .clone()
                         .or(file.mqtt_base_topic.clone()),
+                    evn_topic: self.mqtt_evn_topic.clone().or(file.mqtt_evn_topic.clone()),
                 },
                 &db.state_base(&state_dir),
             )?),
@@ -314,6 +333,10 @@ impl RunArgs {
         };
         let sql_table = self.sql_table.clone().or(file.sql_table.clone());
         let sql_interval = self.sql_interval.clone().or(file.sql_interval.clone());
+        let sql_interval_table = self
+            .sql_interval_table
+            .clone()
+            .or(file.sql_interval_table.clone());
         let sql = sql_urls
             .iter()
             .map(|u| {
@@ -323,6 +346,7 @@ impl RunArgs {
                     sql_interval.as_deref(),
                     &db.state_base(&state_dir),
                 )
+                .and_then(|s| s.with_interval_table(sql_interval_table.as_deref()))
             })
             .collect::<Result<Vec<_>>>()?;
         let report = self.report.settings(&file, &db.state_base(&state_dir))?;
@@ -342,6 +366,7 @@ impl RunArgs {
             mqtt,
             sql,
             prices: file.prices.clone(),
+            notes,
         })
     }
 }
@@ -465,6 +490,12 @@ pub fn init_logging() {
 pub fn run(args: RunArgs) -> Result<i32> {
     let settings = args.settings()?;
     init_logging();
+    for (warn, n) in &settings.notes {
+        match warn {
+            true => tracing::warn!("{n}"),
+            false => tracing::info!("{n}"),
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -61,6 +61,9 @@ pub struct MqttSettings {
     pub discovery_prefix: Option<String>,
     /// Publish at most once per this interval, averaging instantaneous values.
     pub interval: Option<Duration>,
+    /// The exact topic of the EVN JSON (`{meter}` filled in); `None` for
+    /// `{base}/{meter}/evn`.
+    pub evn_topic: Option<String>,
     /// The on-disk queue.
     pub queue_path: PathBuf,
 }
@@ -80,6 +83,8 @@ pub struct MqttArgs {
     pub client_id: Option<String>,
     /// Base topic, overriding the URL's path.
     pub base: Option<String>,
+    /// The EVN JSON's exact topic (`sensors/smartmeter/values`); implies the evn format.
+    pub evn_topic: Option<String>,
 }
 
 impl MqttSettings {
@@ -104,6 +109,16 @@ impl MqttSettings {
             Some(p) if p.trim().is_empty() => None,
             Some(p) => Some(p.trim_matches('/').to_string()),
             None => Some("homeassistant".into()),
+        };
+        let evn_topic = match a.evn_topic.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(t) => {
+                payload::check_evn_topic(t)?;
+                if !formats.contains(&Format::Evn) {
+                    formats.push(Format::Evn);
+                }
+                Some(t.to_string())
+            }
         };
         // Home Assistant's entities read the JSON state topic.
         if discovery_prefix.is_some() && !formats.contains(&Format::Meterkast) {
@@ -131,6 +146,7 @@ impl MqttSettings {
             formats,
             discovery_prefix,
             interval,
+            evn_topic,
             queue_path: PathBuf::from(format!("{}.mqtt-queue", db.display())),
         })
     }
@@ -367,7 +383,10 @@ impl Publisher {
             match f {
                 Format::Meterkast => msgs.push(payload::state(base, snap)),
                 Format::Fields => msgs.extend(payload::fields(base, snap)),
-                Format::Evn => msgs.push(payload::evn(base, snap)),
+                Format::Evn => msgs.push(payload::evn(
+                    payload::evn_topic(base, self.s.evn_topic.as_deref(), &snap.meter),
+                    snap,
+                )),
                 Format::DsmrReader => msgs.extend(payload::dsmr_reader(snap)),
                 Format::Raw => {
                     if let Some(r) = self.last_raw.get(&snap.meter) {
@@ -426,6 +445,19 @@ mod tests {
         a.discovery_prefix = None;
         let s = MqttSettings::from_args(&a, Path::new("x.db")).unwrap();
         assert_eq!(s.formats, vec![Format::Meterkast, Format::Evn]);
+        assert_eq!(s.evn_topic, None);
+
+        // The EVN decoder's topic brings its format along.
+        let mut e = args("mqtt://h");
+        e.evn_topic = Some("sensors/smartmeter/values".into());
+        let s = MqttSettings::from_args(&e, Path::new("x.db")).unwrap();
+        assert_eq!(
+            s.formats,
+            vec![Format::Meterkast, Format::Fields, Format::Evn]
+        );
+        assert_eq!(s.evn_topic.as_deref(), Some("sensors/smartmeter/values"));
+        e.evn_topic = Some("sensors/#".into());
+        assert!(MqttSettings::from_args(&e, Path::new("x.db")).is_err());
 
         let s = MqttSettings::from_args(&args("mqtts://h?ca=/etc/ca.pem"), Path::new("x")).unwrap();
         assert_eq!((s.broker.tls, s.broker.port), (true, 8883));

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod maria;
 pub mod pg;
 
 /// Defines two tests that run `$body(dir, db)`: on a SQLite file in a fresh folder, and

@@ -16,7 +16,8 @@ pub enum Format {
     Meterkast,
     /// `{base}/{meter}/{field}`: one plain value per topic.
     Fields,
-    /// `{base}/{meter}/evn`: the EVN decoder's JSON (`WIn`, `PIn`, `U1`...).
+    /// The EVN decoder's JSON (`WIn`, `PIn`, `U1`...) on `{base}/{meter}/evn` or
+    /// `--mqtt-evn-topic`.
     Evn,
     /// `dsmr/reading/...`: dsmr-reader's split topics.
     DsmrReader,
@@ -159,44 +160,63 @@ pub fn raw(base: &str, meter: &str, raw: &[u8]) -> Msg {
     Msg::new(format!("{base}/{}/raw", topic_level(meter)), raw, false)
 }
 
-fn vu(v: f64, unit: &str) -> Value {
-    json!({"value": v, "unit": unit})
+/// The EVN decoder's default values topic, where its consumers listen.
+pub const EVN_DECODER_TOPIC: &str = "sensors/smartmeter/values";
+
+/// Where the EVN JSON goes: `--mqtt-evn-topic` with `{meter}` filled in, else
+/// `{base}/{meter}/evn`.
+pub fn evn_topic(base: &str, custom: Option<&str>, meter: &str) -> String {
+    match custom {
+        Some(t) => t.replace("{meter}", &topic_level(meter)),
+        None => format!("{base}/{}/evn", topic_level(meter)),
+    }
 }
 
-/// The EVN decoder's JSON on `{base}/{meter}/evn`: `WIn`/`WOut` in Wh, `PIn`/`POut` in
-/// W, `U1`–`U3` in V, `I1`–`I3` in A, `PF`, and `timestamp`.
-pub fn evn(base: &str, s: &Snapshot) -> Msg {
-    let mut o = Map::new();
-    o.insert("timestamp".into(), json!(s.timestamp));
-    let mut put = |k: &str, v: Option<f64>, unit: &str| {
-        if let Some(v) = v {
-            o.insert(k.into(), vu(v, unit));
-        }
-    };
-    let wh = |k: &str| s.num(k).map(|x| (x * 1000.0).round());
-    put("WIn", wh("total_power_import_kwh"), "Wh");
-    put("WOut", wh("total_power_export_kwh"), "Wh");
-    let p = s.num("active_power_w");
-    put("PIn", p.map(|p| p.max(0.0)), "W");
-    put("POut", p.map(|p| (-p).max(0.0)), "W");
-    for i in 1..=3 {
-        put(
-            &format!("U{i}"),
-            s.num(&format!("active_voltage_l{i}_v")),
-            "V",
-        );
-        put(
-            &format!("I{i}"),
-            s.num(&format!("active_current_l{i}_a")),
-            "A",
-        );
+/// Checks an `--mqtt-evn-topic`: a topic to publish to, so no wildcards.
+pub fn check_evn_topic(t: &str) -> Result<()> {
+    if t.is_empty() || t.contains(['+', '#', '\0']) {
+        bail!("--mqtt-evn-topic {t:?}: give a topic without + or # (like {EVN_DECODER_TOPIC}, or meters/{{meter}}/values)");
     }
-    put("PF", s.num("active_power_factor"), "");
-    Msg::new(
-        format!("{base}/{}/evn", topic_level(&s.meter)),
-        Value::Object(o).to_string(),
-        false,
-    )
+    Ok(())
+}
+
+/// The EVN decoder's JSON, key for key and type for type as it publishes it: `WIn`/`WOut`
+/// (Wh) and `PIn`/`POut` (W) as integers, `U1`–`U3` (V), `I1`–`I3` (A) and `PF` (unit
+/// `1`) as decimals with the meter's scaling, each `{"value": …, "unit": …}`, and
+/// `timestamp` as `{"value": <unix seconds>, "unit": "s"}`. What the meter does not send
+/// is left out, as the decoder does.
+pub fn evn(topic: String, s: &Snapshot) -> Msg {
+    let mut body: Vec<String> = Vec::with_capacity(12);
+    let int = |v: Option<f64>| v.filter(|x| x.is_finite()).map(|x| json!(x.round() as i64));
+    // In the meter's steps (0.1 V, 0.01 A, 0.001), also when --mqtt-interval averaged.
+    let dec = |v: Option<f64>, places: i32| {
+        let k = 10f64.powi(places);
+        v.filter(|x| x.is_finite())
+            .map(|x| json!((x * k).round() / k))
+    };
+    let p = s.num("active_power_w");
+    let wh = |k: &str| s.num(k).map(|kwh| kwh * 1000.0);
+    let fields = [
+        ("WIn", int(wh("total_power_import_kwh")), "Wh"),
+        ("WOut", int(wh("total_power_export_kwh")), "Wh"),
+        ("PIn", int(p.map(|p| p.max(0.0))), "W"),
+        ("POut", int(p.map(|p| (-p).max(0.0))), "W"),
+        ("U1", dec(s.num("active_voltage_l1_v"), 1), "V"),
+        ("U2", dec(s.num("active_voltage_l2_v"), 1), "V"),
+        ("U3", dec(s.num("active_voltage_l3_v"), 1), "V"),
+        ("I1", dec(s.num("active_current_l1_a"), 2), "A"),
+        ("I2", dec(s.num("active_current_l2_a"), 2), "A"),
+        ("I3", dec(s.num("active_current_l3_a"), 2), "A"),
+        ("PF", dec(s.num("active_power_factor"), 3), "1"),
+        ("timestamp", Some(json!(s.ts)), "s"),
+    ];
+    // Written out in the decoder's key order (a JSON map would sort the keys).
+    for (k, v, unit) in fields {
+        if let Some(v) = v {
+            body.push(format!(r#""{k}":{{"value":{v},"unit":"{unit}"}}"#));
+        }
+    }
+    Msg::new(topic, format!("{{{}}}", body.join(",")), false)
 }
 
 /// dsmr-reader's split topics (`dsmr/reading/electricity_delivered_1`...), in its units
@@ -380,18 +400,66 @@ mod tests {
     }
 
     #[test]
-    fn evn_json_has_the_decoder_keys_and_units() {
-        let m = evn("mk", &snap());
+    fn evn_json_has_the_decoder_keys_types_and_order() {
+        let mut sn = snap();
+        sn.reading
+            .insert("active_power_factor".into(), json!(0.943));
+        sn.reading
+            .insert("active_voltage_l2_v".into(), json!(230.0));
+        let m = evn(evn_topic("mk", None, &sn.meter), &sn);
         assert_eq!(m.topic, "mk/E0012_x/evn");
-        let v: Value = serde_json::from_slice(&m.payload).unwrap();
-        assert_eq!(v["WIn"], json!({"value": 1234567.0, "unit": "Wh"}));
-        assert_eq!(v["WOut"]["value"], 10000.0);
-        assert_eq!(v["PIn"]["value"], 0.0);
-        assert_eq!(v["POut"], json!({"value": 360.0, "unit": "W"}));
+        let text = String::from_utf8(m.payload.clone()).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["WIn"], json!({"value": 1234567, "unit": "Wh"}));
+        assert!(v["WIn"]["value"].is_i64());
+        assert_eq!(v["WOut"]["value"], 10000);
+        assert!(v["PIn"]["value"].is_i64());
+        assert_eq!(v["PIn"]["value"], 0);
+        assert_eq!(v["POut"], json!({"value": 360, "unit": "W"}));
         assert_eq!(v["U1"], json!({"value": 230.1, "unit": "V"}));
-        assert_eq!(v["I1"]["unit"], "A");
-        assert!(v.get("U2").is_none());
-        assert_eq!(v["timestamp"], "2023-11-14T22:13:20Z");
+        // A whole voltage stays a decimal, as the decoder's consumers expect.
+        assert!(v["U2"]["value"].is_f64());
+        assert!(
+            text.contains(r#""U2":{"value":230.0,"unit":"V"}"#),
+            "{text}"
+        );
+        assert_eq!(v["I1"], json!({"value": 1.5, "unit": "A"}));
+        assert_eq!(v["PF"], json!({"value": 0.943, "unit": "1"}));
+        assert_eq!(v["timestamp"], json!({"value": 1_700_000_000, "unit": "s"}));
+        assert!(v.get("U3").is_none() && v.get("I2").is_none());
+        let keys: Vec<usize> = [
+            "WIn",
+            "WOut",
+            "PIn",
+            "POut",
+            "U1",
+            "U2",
+            "I1",
+            "PF",
+            "timestamp",
+        ]
+        .iter()
+        .map(|k| text.find(&format!("\"{k}\"")).unwrap())
+        .collect();
+        assert!(
+            keys.windows(2).all(|w| w[0] < w[1]),
+            "decoder order: {text}"
+        );
+    }
+
+    #[test]
+    fn the_evn_topic_can_be_the_decoders_own() {
+        assert_eq!(
+            evn_topic("mk", Some(EVN_DECODER_TOPIC), "E1"),
+            "sensors/smartmeter/values"
+        );
+        assert_eq!(
+            evn_topic("mk", Some("home/{meter}/values"), "a/b"),
+            "home/a_b/values"
+        );
+        assert!(check_evn_topic("sensors/+/values").is_err());
+        assert!(check_evn_topic("").is_err());
+        assert!(check_evn_topic(EVN_DECODER_TOPIC).is_ok());
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct SqlSettings {
     pub table: TableName,
     /// The interval table's bucket, in seconds.
     pub interval: u32,
+    /// The interval table's own name (`--sql-interval-table`); `None` for the readings
+    /// table's with a suffix.
+    pub interval_table: Option<TableName>,
     /// The on-disk queue.
     pub queue_path: PathBuf,
 }
@@ -61,6 +64,7 @@ impl std::fmt::Debug for SqlSettings {
             .field("url", &self.shown)
             .field("table", &self.table)
             .field("interval", &self.interval)
+            .field("interval_table", &self.interval_table)
             .field("queue_path", &self.queue_path)
             .finish()
     }
@@ -152,14 +156,40 @@ impl SqlSettings {
             dialect,
             table,
             interval,
+            interval_table: None,
             queue_path,
         })
     }
 
+    /// Names the interval table (`--sql-interval-table historyDebounced`); without a
+    /// schema it goes where the readings table is.
+    pub fn with_interval_table(mut self, name: Option<&str>) -> Result<SqlSettings> {
+        let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+            return Ok(self);
+        };
+        let mut t = TableName::parse(name).map_err(|e| {
+            anyhow::anyhow!(e
+                .to_string()
+                .replacen("--sql-table", "--sql-interval-table", 1))
+        })?;
+        if t.schema.is_none() {
+            t.schema = self.table.schema.clone();
+        }
+        if t == self.table {
+            bail!("--sql-interval-table {name}: that is the readings table (--sql-table); give the interval table a name of its own");
+        }
+        self.interval_table = Some(t);
+        Ok(self)
+    }
+
     /// The interval table.
     pub fn bucket_table(&self) -> TableName {
-        self.table
-            .with_suffix(&schema::interval_suffix(self.interval))
+        match &self.interval_table {
+            Some(t) => t.clone(),
+            None => self
+                .table
+                .with_suffix(&schema::interval_suffix(self.interval)),
+        }
     }
 }
 
@@ -200,6 +230,28 @@ pub struct SqlRow {
     pub ts: i64,
     /// The store's integer quantities, in field order.
     pub v: Vec<Option<i64>>,
+    /// The power factor in thousandths, which the store does not keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pf: Option<i64>,
+}
+
+/// The power factor of a frame JSON, in thousandths.
+fn power_factor(frame: Option<&str>) -> Option<i64> {
+    #[derive(Deserialize)]
+    struct Frame {
+        reading: Reading,
+    }
+    #[derive(Deserialize)]
+    struct Reading {
+        active_power_factor: Option<f64>,
+    }
+    // Most meters send none: only a frame that names one is parsed.
+    let f = frame.filter(|f| f.contains("\"active_power_factor\""))?;
+    let pf = serde_json::from_str::<Frame>(f)
+        .ok()?
+        .reading
+        .active_power_factor?;
+    pf.is_finite().then(|| (pf * 1000.0).round() as i64)
 }
 
 impl SqlRow {
@@ -210,6 +262,7 @@ impl SqlRow {
             dialect: inc.dialect.clone(),
             ts: inc.ts,
             v: inc.sample.v.to_vec(),
+            pf: power_factor(inc.frame.as_deref()),
         }
     }
 
@@ -220,6 +273,7 @@ impl SqlRow {
             ts: self.ts,
             dialect: &self.dialect,
             v: &self.v,
+            pf: self.pf,
         }
     }
 }
@@ -347,6 +401,24 @@ mod tests {
         assert_eq!(s.dialect, Dialect::Postgres);
         assert_eq!(s.bucket_table().to_string(), "e.r_15min");
 
+        // The EVN decoder's names, so its users' queries find their tables.
+        let s = SqlSettings::parse("mysql://u@h/smartmeter", Some("history"), None, db)
+            .and_then(|s| s.with_interval_table(Some("historyDebounced")))
+            .unwrap();
+        assert_eq!(s.bucket_table().to_string(), "historyDebounced");
+        let s = SqlSettings::parse("mysql://u@h/x", Some("mk.history"), None, db)
+            .and_then(|s| s.with_interval_table(Some("historyDebounced")))
+            .unwrap();
+        assert_eq!(s.bucket_table().to_string(), "mk.historyDebounced");
+        let named = |t: &str, i: &str| {
+            SqlSettings::parse("mysql://u@h/x", Some(t), None, db)
+                .and_then(|s| s.with_interval_table(Some(i)))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(named("history", "history").contains("a name of its own"));
+        assert!(named("history", "a-b").contains("--sql-interval-table `a-b`"));
+
         let err = |u: &str, t: Option<&str>, i: Option<&str>| {
             SqlSettings::parse(u, t, i, db).unwrap_err().to_string()
         };
@@ -358,6 +430,21 @@ mod tests {
         assert!(err("mysql://root@h/x", None, Some("soon")).contains("--sql-interval"));
         let e = err("mysql://root:pw@[bad/x", None, None);
         assert!(e.contains("not a URL") && !e.contains("pw"), "{e}");
+    }
+
+    #[test]
+    fn the_power_factor_comes_from_the_frame() {
+        let f = r#"{"meter":"m","reading":{"active_power_w":5.0,"active_power_factor":0.9915}}"#;
+        assert_eq!(power_factor(Some(f)), Some(992));
+        assert_eq!(
+            power_factor(Some(r#"{"reading":{"active_power_w":5.0}}"#)),
+            None
+        );
+        assert_eq!(
+            power_factor(Some(r#"{"active_power_factor": garbage"#)),
+            None
+        );
+        assert_eq!(power_factor(None), None);
     }
 
     #[test]

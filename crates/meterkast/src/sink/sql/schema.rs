@@ -90,6 +90,15 @@ impl std::fmt::Display for TableName {
     }
 }
 
+/// A sink's two tables: the readings and their interval roll-up.
+#[derive(Clone, Copy, Debug)]
+pub struct Tables<'a> {
+    /// One row per meter and telegram.
+    pub readings: &'a TableName,
+    /// One row per meter and bucket.
+    pub buckets: &'a TableName,
+}
+
 /// A column's type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -157,6 +166,7 @@ pub fn reading_columns() -> Vec<Column> {
     c.extend(field_columns());
     c.push(col("active_power_import_w", Kind::Int));
     c.push(col("active_power_export_w", Kind::Int));
+    c.push(col("active_power_factor", Kind::Dec(3)));
     c
 }
 
@@ -207,6 +217,8 @@ pub struct Row<'a> {
     pub dialect: &'a str,
     /// The stored quantities in [`FIELDS`] order (missing trailing ones are NULL).
     pub v: &'a [Option<i64>],
+    /// The power factor in thousandths (`1-0:13.7.0`, Austrian meters).
+    pub pf: Option<i64>,
 }
 
 impl Dialect {
@@ -341,9 +353,10 @@ impl Dialect {
             let power = power.flatten();
             let _ = write!(
                 sql,
-                ", {}, {})",
+                ", {}, {}, {})",
                 self.value(Kind::Int, power.map(|p| p.max(0))),
-                self.value(Kind::Int, power.map(|p| (-p).max(0)))
+                self.value(Kind::Int, power.map(|p| (-p).max(0))),
+                self.value(Kind::Dec(3), r.pf)
             );
         }
         // Not INSERT IGNORE: besides duplicates it would store cut or zeroed values
@@ -380,8 +393,8 @@ impl Dialect {
     /// Recomputes the interval table's rows from the readings table for the rows that
     /// `cond` selects (a condition on the readings table aliased `x`), replacing what
     /// was there: running it twice, or after a restart, gives the same rows.
-    fn rollup(self, t: &TableName, secs: u32, cond: &str, params: Vec<String>) -> Stmt {
-        let b = t.with_suffix(&interval_suffix(secs));
+    fn rollup(self, t: &Tables<'_>, secs: u32, cond: &str, params: Vec<String>) -> Stmt {
+        let (b, t) = (t.buckets, t.readings);
         let cols = bucket_columns();
         let names: Vec<String> = cols.iter().map(|c| self.ident(&c.name)).collect();
         let id = |s: &str| self.ident(s);
@@ -398,7 +411,7 @@ impl Dialect {
              MIN(x.{power}) AS pmin, MAX(x.{power}) AS pmax \
              FROM {rt} x WHERE {cond} GROUP BY x.{meter}, {bucket}) a \
              JOIN {rt} r ON r.{meter} = a.meter AND r.{time} = a.last{upsert}",
-            bt = self.table(&b),
+            bt = self.table(b),
             names = names.join(", "),
             regs = regs.join(", "),
             bucket = self.bucket_expr(&format!("x.{time}"), secs),
@@ -432,7 +445,7 @@ impl Dialect {
     }
 
     /// Rolls up one meter's buckets from `from` (a bucket start) up to `to` (exclusive).
-    pub fn rollup_range(self, t: &TableName, secs: u32, meter: &str, from: i64, to: i64) -> Stmt {
+    pub fn rollup_range(self, t: &Tables<'_>, secs: u32, meter: &str, from: i64, to: i64) -> Stmt {
         let cond = format!(
             "x.{} = {} AND x.{time} >= {} AND x.{time} < {}",
             self.ident("meter"),
@@ -447,14 +460,13 @@ impl Dialect {
     /// Rolls up one meter's latest bucket in the interval table and all later ones
     /// (all of them for a meter without any): after a restart this finishes the
     /// bucket a crash left open. Only the meter's own rows are read (the primary key).
-    pub fn rollup_catch_up(self, t: &TableName, secs: u32, meter: &str) -> Stmt {
-        let b = t.with_suffix(&interval_suffix(secs));
+    pub fn rollup_catch_up(self, t: &Tables<'_>, secs: u32, meter: &str) -> Stmt {
         let cond = format!(
             "x.{meter} = {p1} AND x.{time} >= COALESCE((SELECT MAX(z.{bucket}) FROM {bt} z WHERE z.{meter} = {p2}), {epoch})",
             time = self.ident("time"),
             bucket = self.ident("bucket"),
             meter = self.ident("meter"),
-            bt = self.table(&b),
+            bt = self.table(t.buckets),
             epoch = self.time(0),
             p1 = self.param(1),
             p2 = self.param(2),
@@ -575,12 +587,14 @@ mod tests {
                 ts: 1_700_000_000,
                 dialect: "dsmr",
                 v: &v,
+                pf: Some(943),
             },
             Row {
                 meter: "m2",
                 ts: 1_700_000_001,
                 dialect: "dsmr",
                 v: &v[..3],
+                pf: None,
             },
         ];
         for d in [Dialect::Mysql, Dialect::Postgres] {
@@ -590,9 +604,10 @@ mod tests {
             assert!(s.sql.contains(", 12345.678, "), "{}", s.sql);
             assert!(s.sql.contains(", -420, "), "{}", s.sql);
             assert!(s.sql.contains(", 230.1, "), "{}", s.sql);
+            assert!(s.sql.contains(", 0.943)"), "{}", s.sql);
             assert!(s.sql.contains(", -1.50, "), "{}", s.sql);
             // Power split: no import, 420 W export.
-            assert!(s.sql.contains(", 0, 420)"), "{}", s.sql);
+            assert!(s.sql.contains(", 0, 420, 0.943)"), "{}", s.sql);
             // Each row has one value per column.
             let ncols = reading_columns().len();
             let values = s.sql.split(" VALUES ").nth(1).unwrap();
@@ -631,7 +646,12 @@ mod tests {
 
     #[test]
     fn rollups_upsert_and_bind_the_meter() {
-        let t = TableName::parse("r").unwrap();
+        let r = TableName::parse("r").unwrap();
+        let (b5, b60) = (r.with_suffix("_5min"), r.with_suffix("_1h"));
+        let t = Tables {
+            readings: &r,
+            buckets: &b5,
+        };
         let my = Dialect::Mysql.rollup_range(&t, 300, "m1", 600, 1200);
         assert_eq!(my.params, ["m1"]);
         assert!(my
@@ -642,6 +662,10 @@ mod tests {
             .sql
             .contains("ON DUPLICATE KEY UPDATE `readings` = VALUES(`readings`)"));
         assert!(!my.sql.contains("`bucket` = VALUES"));
+        let t = Tables {
+            readings: &r,
+            buckets: &b60,
+        };
         let pg = Dialect::Postgres.rollup_catch_up(&t, 3600, "m2");
         assert_eq!(pg.params, ["m2", "m2"]);
         assert!(pg.sql.contains("x.\"meter\" = $1 AND x.\"time\" >= COALESCE((SELECT MAX(z.\"bucket\") FROM \"r_1h\" z WHERE z.\"meter\" = $2), TIMESTAMPTZ '1970-01-01 00:00:00+00')"), "{}", pg.sql);

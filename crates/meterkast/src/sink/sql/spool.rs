@@ -138,6 +138,7 @@ mod tests {
             dialect: "dsmr".into(),
             ts: i,
             v: vec![Some(i), None],
+            pf: None,
         }
     }
 

@@ -12,10 +12,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::conn::{self, Conn};
-use super::schema::{bucket_columns, reading_columns, Dialect, Stmt};
+use super::schema::{bucket_columns, reading_columns, Dialect, Stmt, Tables};
 use super::spool::Spool;
 use super::{SqlMetrics, SqlRow, SqlSettings};
 
@@ -178,6 +178,14 @@ impl Writer {
                 .with_context(what)?;
             // A table from an older version gets the columns added since.
             let have = c.column_names(&d.columns_query(&t)).with_context(what)?;
+            // A table of another program under this name (the EVN decoder's `history`):
+            // never altered, never written.
+            if !have.iter().any(|h| h.eq_ignore_ascii_case(key[0])) {
+                bail!(
+                    "the table {t} exists and is not meterkast's (it has no `{}` column; the EVN decoder's own history table?): give meterkast tables of its own with --sql-table and --sql-interval-table, and a view for old queries (README, \"Coming from the EVN decoder\")",
+                    key[0]
+                );
+            }
             for col in cols
                 .iter()
                 .filter(|c| !have.iter().any(|h| h.eq_ignore_ascii_case(&c.name)))
@@ -299,12 +307,13 @@ impl Writer {
             .collect();
         new_meters.sort_unstable();
         new_meters.dedup();
+        let buckets = self.s.bucket_table();
+        let tables = Tables {
+            readings: &self.s.table,
+            buckets: &buckets,
+        };
         for m in &new_meters {
-            stmts.push(
-                self.s
-                    .dialect
-                    .rollup_catch_up(&self.s.table, self.s.interval, m),
-            );
+            stmts.push(self.s.dialect.rollup_catch_up(&tables, self.s.interval, m));
         }
         let closed = self.rollups(false);
         stmts.extend(closed.iter().map(|(_, s)| s.clone()));
@@ -335,6 +344,11 @@ impl Writer {
     /// of them with `all`), with the end of the range they cover.
     fn rollups(&self, all: bool) -> Vec<((String, i64), Stmt)> {
         let secs = i64::from(self.s.interval);
+        let buckets = self.s.bucket_table();
+        let tables = Tables {
+            readings: &self.s.table,
+            buckets: &buckets,
+        };
         let mut out = Vec::new();
         for (meter, set) in &self.dirty {
             let Some(&first) = set.first() else { continue };
@@ -346,7 +360,7 @@ impl Writer {
             let s = self
                 .s
                 .dialect
-                .rollup_range(&self.s.table, self.s.interval, meter, first, upto);
+                .rollup_range(&tables, self.s.interval, meter, first, upto);
             out.push(((meter.clone(), upto), s));
         }
         out
