@@ -429,8 +429,8 @@ pub fn objects(nodes: &[Data<'_>]) -> Vec<Object<'static>> {
     let unnamed_after = |from: usize| items.iter().skip(from).all(|i| i.obis.is_none());
     let layout = match items.first().map(|i| i.obis) {
         // No OBIS codes at all: a positional list.
-        Some(None) if unnamed_after(1) => layout::positional(nodes, &values, list_id).or_else(
-            || {
+        Some(None) if unnamed_after(1) => {
+            layout::positional(nodes, &values, list_id).or_else(|| {
                 // A lone number: Kaifa's list 1 (the active import power).
                 (values.len() == 1 && matches!(nodes[values[0]], Data::UInt(_))).then(|| {
                     layout::Positional {
@@ -438,8 +438,8 @@ pub fn objects(nodes: &[Data<'_>]) -> Vec<Object<'static>> {
                         profile: KAIFA,
                     }
                 })
-            },
-        ),
+            })
+        }
         // A push setup's name, then values by position.
         Some(Some(o)) if layout::is_push_setup(o) && unnamed_after(1) => {
             layout::after_push_setup(nodes, &values)

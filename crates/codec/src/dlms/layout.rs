@@ -110,7 +110,6 @@ const ISKRA_LIST: [Obis; 17] = [
     el(62, 7),
 ];
 
-
 /// The 15-minute energy list of the Slovenian AM550 (after the list identifier).
 const ISKRA_ENERGY: [Obis; 11] = [
     METER_ID,
@@ -191,7 +190,9 @@ fn octets<'a>(nodes: &[Data<'a>], i: usize) -> Option<&'a [u8]> {
 /// Whether every value from position `from` on (of `values`, node indices) is an
 /// unsigned integer, as counters and powers are.
 fn uints_from(nodes: &[Data<'_>], values: &[usize], from: usize) -> bool {
-    values.get(from..).is_some_and(|v| v.iter().all(|&i| is_uint(nodes, i)))
+    values
+        .get(from..)
+        .is_some_and(|v| v.iter().all(|&i| is_uint(nodes, i)))
 }
 
 fn with(codes: &[Obis], skip: usize, profile: Profile) -> Positional {
@@ -298,4 +299,3 @@ pub(super) fn implied_scaler_unit(o: Obis, p: &Profile) -> Option<(i8, u8)> {
         _ => return None,
     })
 }
-
