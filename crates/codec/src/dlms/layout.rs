@@ -153,7 +153,7 @@ const ISKRA_1P: [Obis; 9] = [
 ];
 const DISCONNECT_CONTROL: Obis = Obis::new(0, 0, 96, 3, 10);
 const TARIFF: Obis = Obis::new(0, 0, 96, 14, 0);
-/// Wiener Netze: the registers after the date-time.
+/// The Austrian registers, in the order Wiener Netze and Kärnten Netz send them.
 const AT_REGISTERS: [Obis; 8] = [
     el(1, 8),
     el(2, 8),

@@ -23,6 +23,11 @@
 //! - Lists that carry no scaler-unit get units from the OBIS quantity and scalers from
 //!   the vendor named by the list identifier (Kaifa mA/dV, Kamstrup cA/V/10 Wh,
 //!   Iskraemeco cA/dV; otherwise cA, V, W, Wh as Landis+Gyr sends).
+//! - Lists without OBIS codes are mapped by their documented layouts (`layout`); a
+//!   notification from which no reading comes is rejected as
+//!   [`DlmsError::UnknownLayout`], asking for a capture, never accepted empty.
+//! - An M-Bus long frame whose L is below 3 carries 256 + L bytes (the T210-D's
+//!   first segment; see [`mbus::user_data_len`]).
 //! - General-ded-ciphering is refused: it needs a dedicated key no push meter uses.
 
 use alloc::string::String;
