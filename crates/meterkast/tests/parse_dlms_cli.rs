@@ -74,6 +74,12 @@ fn each_new_corpus_frame_gives_one_line() {
         ),
         ("ams_iskraemeco_gh869-8.hex", "active_voltage_l1_v", 233.6),
         ("ams_iskraemeco_gh615-8.hex", "active_power_w", 2399.0),
+        ("ams_iskraemeco_gh869-2.hex", "active_voltage_l1_v", 231.3),
+        (
+            "ams_iskraemeco_gh869-6.hex",
+            "total_power_import_t2_kwh",
+            7057.048,
+        ),
     ];
     for (file, field, want) in cases {
         let p = parse(&corpus(file), manifest_key(file).as_deref());

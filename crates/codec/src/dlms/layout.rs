@@ -7,8 +7,10 @@
 //! - Iskraemeco AM550 (list identifier `ISK…`; Slovenia, Elektro Ljubljana): the
 //!   instantaneous list of 17 values, the 15-minute energy list (meter number,
 //!   disconnect control, tariff, 1.8.0, 1.8.1, 1.8.2, 2.8.0, 2.8.1, 2.8.2, 3.8.0, 4.8.0)
-//!   and the single-phase list of 9 values (1.7.0, 2.7.0, 3.7.0, 4.7.0, 32.7.0, 31.7.0,
-//!   21.7.0, 22.7.0); Elektro Celje's list of 11 (meter number, 32.7.0, 52.7.0, 72.7.0,
+//!   the single-phase lists of 9 values (meter number, 1.7.0, 2.7.0, 3.7.0, 4.7.0,
+//!   32.7.0, 31.7.0, 21.7.0, 22.7.0) and of 8 (the same up to 32.7.0, then two values
+//!   left out), the list of 8 powers and counters (1.7.0, 2.7.0, 1.8.0, 1.8.1, 1.8.2,
+//!   2.8.0, 2.8.1, 2.8.2); Elektro Celje's list of 11 (meter number, 32.7.0, 52.7.0, 72.7.0,
 //!   31.7.0, 51.7.0, 71.7.0, 1.7.0, 2.7.0, 3.7.0, 4.7.0).
 //! - Siemens IM350 and Iskraemeco AM550 of Wiener Netze: a date-time, then +A, −A, +R,
 //!   −R (Wh, varh), +P, −P (W) and, on later firmware, +Q, −Q (var).
@@ -151,6 +153,18 @@ const ISKRA_1P: [Obis; 9] = [
     el(21, 7),
     el(22, 7),
 ];
+/// Elektro Ljubljana's list of powers and counters without a meter number (after the
+/// identifier); captures confirm the order: 1.8.0 = 1.8.1 + 1.8.2, 2.8.0 = 2.8.1 + 2.8.2.
+const ISKRA_TOTALS: [Obis; 8] = [
+    el(1, 7),
+    el(2, 7),
+    el(1, 8),
+    Obis::new(1, 0, 1, 8, 1),
+    Obis::new(1, 0, 1, 8, 2),
+    el(2, 8),
+    Obis::new(1, 0, 2, 8, 1),
+    Obis::new(1, 0, 2, 8, 2),
+];
 const DISCONNECT_CONTROL: Obis = Obis::new(0, 0, 96, 3, 10);
 const TARIFF: Obis = Obis::new(0, 0, 96, 14, 0);
 /// The Austrian registers, in the order Wiener Netze and Kärnten Netz send them.
@@ -234,6 +248,14 @@ pub(super) fn positional(
                 }
                 11 if uints_from(nodes, values, 2) => Some(with(&ISKRA_CELJE, 1, ISKRA)),
                 9 if uints_from(nodes, values, 2) => Some(with(&ISKRA_1P, 1, ISKRA)),
+                8 if uints_from(nodes, values, 1) => Some(with(&ISKRA_TOTALS, 1, ISKRA)),
+                8 if octets(nodes, values[1]).is_some() && uints_from(nodes, values, 2) => {
+                    let mut p = with(&ISKRA_1P[..6], 1, ISKRA);
+                    // Two values amsreader reads as 2.8.1 and 2.8.2; no capture shows
+                    // them other than zero, so they are left out rather than guessed.
+                    p.codes.extend([None, None]);
+                    Some(p)
+                }
                 _ => None,
             };
         }
