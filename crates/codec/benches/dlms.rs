@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use meterkast_codec::dlms::cipher::{self, Cipher};
-use meterkast_codec::dlms::encode::Encoder;
+use meterkast_codec::dlms::encode::{self, Encoder};
 use meterkast_codec::dlms::{cosem, mbus, Framing, LUXEMBOURG_AUTHENTICATION_KEY};
 use meterkast_codec::dsmr::{self, DsmrFramer, FrameEvent};
 use meterkast_codec::{Decimal, Decoder, Dialect, Keys, Obis, Telegram, Value};
@@ -157,15 +157,7 @@ const EVN_SEGMENT: usize = 245;
 
 /// An EVN frame as the meter sends it: encryption only, two long frames CI 0x00, 0x11.
 fn evn_frame(enc: &mut Encoder, plain: &[u8]) -> Vec<u8> {
-    let apdu = enc.cipher(plain, false);
-    let chunks: Vec<&[u8]> = apdu.chunks(EVN_SEGMENT).collect();
-    let mut out = Vec::with_capacity(apdu.len() + 12 * chunks.len());
-    for (i, c) in chunks.iter().enumerate() {
-        let last = if i + 1 == chunks.len() { 0x10 } else { 0 };
-        let data = [&[0x01, 0x67][..], c].concat();
-        mbus::write_frame(&mut out, 0x53, 0xFF, last | i as u8, &data);
-    }
-    out
+    encode::mbus_frames_with(&enc.cipher(plain, false), EVN_SEGMENT)
 }
 
 fn smarty() -> Fixture {

@@ -44,28 +44,46 @@ const UNITS: [Option<&str>; 8] = [
     None,
 ];
 
+/// The import counter: a register a reading is made of (a frame without any is an
+/// unknown layout, rejected).
+fn import_counter(wh: u32) -> Object<'static> {
+    Object {
+        obis: Obis::new(1, 0, 1, 8, 0),
+        value: Value::Number {
+            value: Decimal::new(i64::from(wh), 0),
+            unit: Some(Cow::Borrowed("Wh")),
+        },
+    }
+}
+
 fn registers() -> impl Strategy<Value = Vec<Object<'static>>> {
-    prop::collection::vec(
-        (
-            1u8..=99,
-            0u8..=9,
-            any::<i32>(),
-            0u8..=4,
-            0usize..UNITS.len(),
+    (
+        prop::collection::vec(
+            (
+                1u8..=99,
+                0u8..=9,
+                any::<i32>(),
+                0u8..=4,
+                0usize..UNITS.len(),
+            ),
+            1..40,
         ),
-        1..40,
+        any::<u32>(),
     )
-    .prop_map(|v| {
-        v.into_iter()
-            .map(|(c, d, m, scale, u)| Object {
-                obis: Obis::new(1, 0, c, d, 0),
-                value: Value::Number {
-                    value: Decimal::new(i64::from(m), scale),
-                    unit: UNITS[u].map(Cow::Borrowed),
-                },
-            })
-            .collect()
-    })
+        .prop_map(|(v, wh)| {
+            let mut objects: Vec<Object<'static>> = v
+                .into_iter()
+                .map(|(c, d, m, scale, u)| Object {
+                    obis: Obis::new(1, 0, c, d, 0),
+                    value: Value::Number {
+                        value: Decimal::new(i64::from(m), scale),
+                        unit: UNITS[u].map(Cow::Borrowed),
+                    },
+                })
+                .collect();
+            objects.push(import_counter(wh));
+            objects
+        })
 }
 
 fn with_header(mut objects: Vec<Object<'static>>, id: &str) -> Vec<Object<'static>> {
@@ -204,7 +222,7 @@ proptest! {
 
 #[test]
 fn every_truncation_of_a_frame_outputs_nothing_and_recovers() {
-    let objects = with_header(Vec::new(), "x");
+    let objects = with_header(vec![import_counter(7)], "x");
     let apdu = encode::notification(1, None, &objects, Layout::Flat);
     let mut enc = Encoder::new(&KEY, None, ST, 5);
     let frames = enc.mbus(&apdu);

@@ -12,10 +12,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::axdr::{self, end, Data, Reader};
+use super::layout::{self, el, implied_scaler_unit, profile_of, KAIFA};
 use super::DlmsError;
 use crate::decimal::Decimal;
 use crate::model::{Dialect, Group, Object, Telegram, Value};
 use crate::obis::Obis;
+use crate::reading::Reading;
 use crate::time::{cet_to_utc, Civil, Timestamp};
 
 /// The APDU tag of a data-notification.
@@ -304,138 +306,6 @@ fn walk(nodes: &[Data<'_>], first: usize, count: usize, depth: usize, out: &mut 
     }
 }
 
-/// How a family of meters scales registers its list carries without scaler-unit.
-#[derive(Clone, Copy)]
-struct Profile {
-    current: i8,
-    voltage: i8,
-    energy: i8,
-}
-
-/// Kaifa: mA and dV.
-const KAIFA: Profile = Profile {
-    current: -3,
-    voltage: -1,
-    energy: 0,
-};
-/// Kamstrup: cA, V and 10 Wh.
-const KAMSTRUP: Profile = Profile {
-    current: -2,
-    voltage: 0,
-    energy: 1,
-};
-/// Iskraemeco: cA and dV.
-const ISKRA: Profile = Profile {
-    current: -2,
-    voltage: -1,
-    energy: 0,
-};
-/// Anything else without scaler-unit (Landis+Gyr): cA, V, Wh.
-const DEFAULT_PROFILE: Profile = Profile {
-    current: -2,
-    voltage: 0,
-    energy: 0,
-};
-
-const fn el(c: u8, d: u8) -> Obis {
-    Obis::new(1, 0, c, d, 0)
-}
-const CLOCK: Obis = Obis::new(0, 0, 1, 0, 0);
-const METER_ID: Obis = Obis::new(0, 0, 96, 1, 0);
-const METER_TYPE: Obis = Obis::new(0, 0, 96, 1, 7);
-
-const KAIFA_1P: [Obis; 8] = [
-    METER_ID,
-    METER_TYPE,
-    el(1, 7),
-    el(2, 7),
-    el(3, 7),
-    el(4, 7),
-    el(31, 7),
-    el(32, 7),
-];
-const KAIFA_3P: [Obis; 12] = [
-    METER_ID,
-    METER_TYPE,
-    el(1, 7),
-    el(2, 7),
-    el(3, 7),
-    el(4, 7),
-    el(31, 7),
-    el(51, 7),
-    el(71, 7),
-    el(32, 7),
-    el(52, 7),
-    el(72, 7),
-];
-const KAIFA_HOURLY: [Obis; 5] = [CLOCK, el(1, 8), el(2, 8), el(3, 8), el(4, 8)];
-const ISKRA_LIST: [Obis; 17] = [
-    METER_ID,
-    el(1, 7),
-    el(2, 7),
-    el(3, 7),
-    el(4, 7),
-    el(32, 7),
-    el(52, 7),
-    el(72, 7),
-    el(31, 7),
-    el(51, 7),
-    el(71, 7),
-    el(21, 7),
-    el(41, 7),
-    el(61, 7),
-    el(22, 7),
-    el(42, 7),
-    el(62, 7),
-];
-
-/// The OBIS codes of a positional list (after its identifier), by identifier and length.
-fn positional_layout(list_id: &[u8], n: usize) -> Option<(Vec<Obis>, Profile)> {
-    let mut v = Vec::new();
-    if list_id.starts_with(b"KFM_") {
-        match n {
-            8 | 13 => v.extend_from_slice(&KAIFA_1P),
-            12 | 17 => v.extend_from_slice(&KAIFA_3P),
-            _ => return None,
-        }
-        if n == 13 || n == 17 {
-            v.extend_from_slice(&KAIFA_HOURLY);
-        }
-        return Some((v, KAIFA));
-    }
-    if list_id.starts_with(b"ISK") && n == ISKRA_LIST.len() {
-        v.extend_from_slice(&ISKRA_LIST);
-        return Some((v, ISKRA));
-    }
-    None
-}
-
-fn profile_of(list_id: Option<&[u8]>) -> Profile {
-    match list_id {
-        Some(id) if id.starts_with(b"KFM_") => KAIFA,
-        Some(id) if id.starts_with(b"Kamstrup") => KAMSTRUP,
-        Some(id) if id.starts_with(b"ISK") => ISKRA,
-        _ => DEFAULT_PROFILE,
-    }
-}
-
-/// The unit and scaler an electricity register has when its list carries none.
-fn implied_scaler_unit(o: Obis, p: &Profile) -> Option<ScalerUnit> {
-    if o.a != 1 {
-        return None;
-    }
-    Some(match (o.c, o.d) {
-        (1 | 2 | 15 | 16 | 21 | 22 | 41 | 42 | 61 | 62, 7) => (0, 27),
-        (3 | 4 | 23 | 24 | 43 | 44 | 63 | 64, 7) => (0, 29),
-        (9 | 10 | 29 | 30 | 49 | 50 | 69 | 70, 7) => (0, 28),
-        (31 | 51 | 71 | 91, 7) => (p.current, 33),
-        (32 | 52 | 72, 7) => (p.voltage, 35),
-        (1 | 2, 8) => (p.energy, 30),
-        (3..=8, 8) => (p.energy, 32),
-        _ => return None,
-    })
-}
-
 fn text(bytes: &[u8]) -> Cow<'static, str> {
     match core::str::from_utf8(bytes) {
         Ok(s) if !s.chars().any(char::is_control) => Cow::Owned(String::from(s)),
@@ -554,29 +424,40 @@ pub fn objects(nodes: &[Data<'_>]) -> Vec<Object<'static>> {
         })
         .or_else(|| items.first().filter(|i| i.obis.is_none()))
         .and_then(|i| string_bytes(&nodes[i.node]));
-    let mut profile = profile_of(list_id);
+    let profile = profile_of(list_id);
+    let values: Vec<usize> = items.iter().map(|i| i.node).collect();
+    let unnamed_after = |from: usize| items.iter().skip(from).all(|i| i.obis.is_none());
+    let layout = match items.first().map(|i| i.obis) {
+        // No OBIS codes at all: a positional list.
+        Some(None) if unnamed_after(1) => {
+            layout::positional(nodes, &values, list_id).or_else(|| {
+                // A lone number: Kaifa's list 1 (the active import power).
+                (values.len() == 1 && matches!(nodes[values[0]], Data::UInt(_))).then(|| {
+                    layout::Positional {
+                        codes: alloc::vec![Some(el(1, 7))],
+                        profile: KAIFA,
+                    }
+                })
+            })
+        }
+        // A push setup's name, then values by position.
+        Some(Some(o)) if layout::is_push_setup(o) && unnamed_after(1) => {
+            layout::after_push_setup(nodes, &values)
+        }
+        _ => None,
+    };
     let mut out = Vec::with_capacity(items.len());
-    if items.iter().all(|i| i.obis.is_none()) {
-        // No OBIS codes at all: a Nordic positional list.
-        let (layout, rest) = match list_id {
-            Some(id) => (
-                positional_layout(id, items.len() - 1),
-                items.get(1..).unwrap_or(&[]),
-            ),
-            None if items.len() == 1 && matches!(nodes[items[0].node], Data::UInt(_)) => {
-                (Some((alloc::vec![el(1, 7)], KAIFA)), &items[..])
-            }
-            None => (None, &[][..]),
+    if items.iter().all(|i| i.obis.is_none()) || layout.is_some() {
+        let Some(layout::Positional { codes, profile }) = layout else {
+            return out;
         };
-        if let Some((layout, p)) = layout {
-            profile = p;
-            for (obis, item) in layout.iter().zip(rest) {
-                let su = implied_scaler_unit(*obis, &profile);
-                out.push(Object {
-                    obis: *obis,
-                    value: value(nodes, item.node, su, Some(*obis)),
-                });
-            }
+        for (obis, &node) in codes.iter().zip(&values) {
+            let Some(obis) = *obis else { continue };
+            let su = implied_scaler_unit(obis, &profile);
+            out.push(Object {
+                obis,
+                value: value(nodes, node, su, Some(obis)),
+            });
         }
         return out;
     }
@@ -602,15 +483,21 @@ pub fn decode(apdu: &[u8], dialect: Dialect) -> Result<Telegram<'static>, DlmsEr
     checked_telegram(&n, dialect)
 }
 
-/// [`to_telegram`], refusing a notification from which no object could be taken.
+/// [`to_telegram`], refusing a notification from which no reading could be taken (no
+/// object, or only identifiers and texts): an accepted frame always carries values.
 pub fn checked_telegram(
     n: &Notification<'_>,
     dialect: Dialect,
 ) -> Result<Telegram<'static>, DlmsError> {
     let t = to_telegram(n, dialect);
     if t.objects.is_empty() {
-        return Err(DlmsError::Cosem(
+        return Err(DlmsError::UnknownLayout(
             "no OBIS-coded values, and the list identifier names no known layout",
+        ));
+    }
+    if Reading::from_telegram(&t) == Reading::default() {
+        return Err(DlmsError::UnknownLayout(
+            "none of its values is a register a reading is made of (energy, power, voltage, current ...)",
         ));
     }
     Ok(t)

@@ -182,7 +182,17 @@ impl Encoder {
 
 /// Splits an APDU over M-Bus long frames.
 pub fn mbus_frames(apdu: &[u8]) -> Vec<u8> {
-    let chunks: Vec<&[u8]> = apdu.chunks(MAX_SEGMENT).collect();
+    mbus_frames_with(apdu, MAX_SEGMENT)
+}
+
+/// The largest APDU segment a long frame can carry when its length byte wraps around,
+/// as Sagemcom T210-D meters send (see [`mbus::user_data_len`]).
+pub const MAX_WRAPPED_SEGMENT: usize = 258 - 3 - 2;
+
+/// Splits an APDU over M-Bus long frames of at most `segment` APDU bytes each (up to
+/// [`MAX_WRAPPED_SEGMENT`]; 252 gives the T210-D's 257-byte first frame, `68 01 01 68`).
+pub fn mbus_frames_with(apdu: &[u8], segment: usize) -> Vec<u8> {
+    let chunks: Vec<&[u8]> = apdu.chunks(segment.clamp(1, MAX_WRAPPED_SEGMENT)).collect();
     let mut out = Vec::with_capacity(apdu.len() + 12 * chunks.len());
     let mut data = Vec::with_capacity(MAX_SEGMENT + 2);
     for (i, c) in chunks.iter().enumerate() {

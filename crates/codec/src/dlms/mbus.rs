@@ -25,8 +25,21 @@ pub struct MbusFrame<'a> {
     pub data: &'a [u8],
 }
 
+/// The user data length a long frame's L field stands for. A long frame carries at
+/// least C, A and CI, so an L below 3 cannot be meant literally: Sagemcom T210-D meters
+/// (Netz NÖ / EVN) send a first segment of 257 bytes whose length wrapped around a byte
+/// (`68 01 01 68`); such an L means 256 + L, and the checksum and stop byte, checked
+/// over all of them, decide.
+pub fn user_data_len(l: u8) -> usize {
+    if l < 3 {
+        256 + usize::from(l)
+    } else {
+        usize::from(l)
+    }
+}
+
 /// Frames one long frame at the start of `buf`, checking its length fields, checksum
-/// and stop byte.
+/// and stop byte (see [`user_data_len`] for a length that overflowed).
 pub fn frame(buf: &[u8]) -> Framing<MbusFrame<'_>> {
     if buf.first() != Some(&START) {
         return Framing::NotAFrame;
@@ -35,17 +48,18 @@ pub fn frame(buf: &[u8]) -> Framing<MbusFrame<'_>> {
         return Framing::Incomplete;
     }
     let l = buf[1];
-    if buf[2] != l || buf[3] != START || l < 3 {
+    if buf[2] != l || buf[3] != START {
         return Framing::NotAFrame;
     }
-    let total = usize::from(l) + 6;
+    let len = user_data_len(l);
+    let total = len + 6;
     if buf.len() < total {
         return Framing::Incomplete;
     }
     if buf[total - 1] != STOP {
         return Framing::NotAFrame;
     }
-    let body = &buf[4..4 + usize::from(l)];
+    let body = &buf[4..4 + len];
     let sum = body.iter().fold(0u8, |s, b| s.wrapping_add(*b));
     if sum != buf[total - 2] {
         return Framing::Corrupt(DlmsError::Checksum("M-Bus checksum"), total);
@@ -61,8 +75,10 @@ pub fn frame(buf: &[u8]) -> Framing<MbusFrame<'_>> {
     )
 }
 
-/// Writes a long frame around `data` (the inverse of [`frame`]).
+/// Writes a long frame around `data` (the inverse of [`frame`]). User data of 256 to
+/// 258 bytes (C, A, CI and `data`) gets the wrapped-around L a T210-D sends.
 pub fn write_frame(out: &mut Vec<u8>, control: u8, address: u8, ci: u8, data: &[u8]) {
+    debug_assert!(data.len() + 3 <= 258, "longer than a long frame can say");
     let l = (data.len() + 3) as u8;
     out.extend_from_slice(&[START, l, l, START, control, address, ci]);
     out.extend_from_slice(data);
@@ -162,6 +178,30 @@ mod tests {
     }
 
     #[test]
+    fn a_length_that_wrapped_around_a_byte_frames_all_its_bytes() {
+        // C, A, CI and 253 to 255 bytes: 256 to 258, sent as L = 00 to 02 (the
+        // T210-D's first segment is 257 bytes, L = 01).
+        let data: Vec<u8> = (0..253u32).map(|i| (i * 7) as u8).collect();
+        for extra in 0..3 {
+            let data = &[&data[..], &[0x55; 2][..extra]].concat();
+            let mut a = vec![];
+            write_frame(&mut a, 0x53, 0xFF, 0x00, data);
+            assert_eq!(a[1], extra as u8, "L wrapped around");
+            let Framing::Frame(f, used) = frame(&a) else {
+                panic!("{extra}")
+            };
+            assert_eq!(used, a.len());
+            assert_eq!(f.data, &data[..]);
+            // The checksum covers all of them.
+            let mut b = a.clone();
+            b[200] ^= 0x10;
+            assert!(matches!(frame(&b), Framing::Corrupt(..)));
+            // Cut short: more bytes are needed, never a frame.
+            assert_eq!(frame(&a[..a.len() - 1]), Framing::Incomplete);
+        }
+    }
+
+    #[test]
     fn rejects_damage_and_garbage() {
         let mut a = vec![];
         write_frame(&mut a, 0x53, 0xFF, 0x10, &[1, 0x67, 0x0F]);
@@ -179,7 +219,11 @@ mod tests {
             ));
         }
         assert_eq!(frame(&[0x68, 0xFF, 0xFF, 0x68]), Framing::Incomplete);
-        assert_eq!(frame(&[0x68, 1, 1, 0x68]), Framing::NotAFrame);
+        // An L below 3 announces 256 + L bytes: wait for them.
+        assert_eq!(frame(&[0x68, 1, 1, 0x68]), Framing::Incomplete);
+        let mut noise = vec![0x68, 1, 1, 0x68];
+        noise.resize(263, 0xAA);
+        assert_eq!(frame(&noise), Framing::NotAFrame, "no stop byte");
         assert_eq!(frame(b"hello"), Framing::NotAFrame);
     }
 }

@@ -23,6 +23,11 @@
 //! - Lists that carry no scaler-unit get units from the OBIS quantity and scalers from
 //!   the vendor named by the list identifier (Kaifa mA/dV, Kamstrup cA/V/10 Wh,
 //!   Iskraemeco cA/dV; otherwise cA, V, W, Wh as Landis+Gyr sends).
+//! - Lists without OBIS codes are mapped by their documented layouts (`layout`); a
+//!   notification from which no reading comes is rejected as
+//!   [`DlmsError::UnknownLayout`], asking for a capture, never accepted empty.
+//! - An M-Bus long frame whose L is below 3 carries 256 + L bytes (the T210-D's
+//!   first segment; see [`mbus::user_data_len`]).
 //! - General-ded-ciphering is refused: it needs a dedicated key no push meter uses.
 
 use alloc::string::String;
@@ -34,6 +39,7 @@ pub mod cosem;
 pub mod encode;
 pub mod gbt;
 pub mod hdlc;
+mod layout;
 pub mod mbus;
 mod session;
 
@@ -59,6 +65,9 @@ pub enum DlmsError {
     Unsupported(&'static str),
     /// The data-notification's content cannot be decoded.
     Cosem(&'static str),
+    /// The data-notification decoded, but none of its values lands in a register this
+    /// decoder knows: a list layout it has not seen (never accepted with nothing in it).
+    UnknownLayout(&'static str),
     /// An encrypted frame arrived and no encryption key is configured.
     NoKey {
         /// The sender's system title, readable.
@@ -91,6 +100,7 @@ impl DlmsError {
             DlmsError::Syntax(_) => "syntax",
             DlmsError::Unsupported(_) => "unsupported",
             DlmsError::Cosem(_) => "cosem",
+            DlmsError::UnknownLayout(_) => "unknown_layout",
             DlmsError::NoKey { .. } => "no_key",
             DlmsError::Authentication { .. } => "authentication",
             DlmsError::Key(_) | DlmsError::WrongKey { .. } => "key",
@@ -108,6 +118,12 @@ impl fmt::Display for DlmsError {
             DlmsError::Syntax(what) => write!(f, "malformed frame: {what}"),
             DlmsError::Unsupported(what) => write!(f, "unsupported: {what}"),
             DlmsError::Cosem(what) => write!(f, "cannot decode the COSEM data: {what}"),
+            DlmsError::UnknownLayout(what) => write!(
+                f,
+                "unknown layout: {what}. Please send a capture of such frames (the hex as read, \
+                 with the meter's make and your grid operator) to the meterkast issue tracker \
+                 so the layout can be added"
+            ),
             DlmsError::NoKey { system_title } => write!(
                 f,
                 "encrypted frame from meter {system_title} but no key configured; \
