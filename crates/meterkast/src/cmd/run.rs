@@ -95,6 +95,10 @@ pub struct RunArgs {
     /// The base topic [default: the URL's path, else meterkast].
     #[arg(long, env = "MK_MQTT_BASE_TOPIC")]
     pub mqtt_base_topic: Option<String>,
+    /// This instance's id, for its availability topic BASE/ID/status; keep it stable
+    /// across restarts [default: the host name].
+    #[arg(long, env = "MK_MQTT_INSTANCE")]
+    pub mqtt_instance: Option<String>,
     /// Forward every frame exactly as received (MQTT 5, QoS 1, queued on disk while
     /// the broker is away): mqtt://[user:pass@]broker[:port]/meters/{meter}. Without
     /// --db nothing is stored here.
@@ -267,6 +271,7 @@ impl RunArgs {
                         .mqtt_base_topic
                         .clone()
                         .or(file.mqtt_base_topic.clone()),
+                    instance: self.mqtt_instance.clone().or(file.mqtt_instance.clone()),
                 },
                 &db.state_base(&state_dir),
             )?),
