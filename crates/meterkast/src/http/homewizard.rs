@@ -185,17 +185,28 @@ fn json_ok(body: J) -> Response {
         .into_response()
 }
 
-/// A settings request's body as a JSON object, or the dongle's error for it.
-fn settings_body(body: Result<Bytes, BytesRejection>) -> Result<Map<String, J>, Response> {
+/// A refused request: status, the dongle's error id, and what is wrong.
+type Refusal = (StatusCode, u16, String);
+
+fn refuse((status, id, description): Refusal) -> Response {
+    hw_error(status, id, description)
+}
+
+fn too_large() -> Refusal {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        error_id::REQUEST_TOO_LARGE,
+        format!("request body larger than {MAX_BODY} bytes"),
+    )
+}
+
+/// A settings request's body as a JSON object, or why it is refused.
+fn settings_body(body: Result<Bytes, BytesRejection>) -> Result<Map<String, J>, Refusal> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            hw_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                error_id::REQUEST_TOO_LARGE,
-                format!("request body larger than {MAX_BODY} bytes"),
-            )
+            too_large()
         } else {
-            hw_error(
+            (
                 StatusCode::BAD_REQUEST,
                 error_id::INVALID_JSON,
                 e.body_text(),
@@ -203,20 +214,16 @@ fn settings_body(body: Result<Bytes, BytesRejection>) -> Result<Map<String, J>, 
         }
     })?;
     if body.len() > MAX_BODY {
-        return Err(hw_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            error_id::REQUEST_TOO_LARGE,
-            format!("request body larger than {MAX_BODY} bytes"),
-        ));
+        return Err(too_large());
     }
     match serde_json::from_slice::<J>(&body) {
         Ok(J::Object(o)) => Ok(o),
-        Ok(_) => Err(hw_error(
+        Ok(_) => Err((
             StatusCode::BAD_REQUEST,
             error_id::INVALID_JSON,
-            "body must be a JSON object",
+            "body must be a JSON object".into(),
         )),
-        Err(e) => Err(hw_error(
+        Err(e) => Err((
             StatusCode::BAD_REQUEST,
             error_id::INVALID_JSON,
             format!("body contains invalid JSON: {e}"),
@@ -234,7 +241,7 @@ pub async fn get_system() -> Response {
 pub async fn put_system(body: Result<Bytes, BytesRejection>) -> Response {
     let o = match settings_body(body) {
         Ok(o) => o,
-        Err(r) => return r,
+        Err(r) => return refuse(r),
     };
     for (k, v) in &o {
         match (k.as_str(), v) {

@@ -39,8 +39,6 @@ from datetime import datetime, timedelta, timezone
 
 import aiohttp
 
-INTEGRATIONS = ("mqtt", "homewizard", "dsmr")
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -602,7 +600,8 @@ async def suite(args, work: str, fail: Failures, checked: list) -> None:
         stat_ids = {x["stat_energy_from"] for x in flow_from + gas} | {x["stat_energy_to"] for x in flow_to}
         deadline = time.monotonic() + args.stats_timeout
         while True:
-            have = {x["statistic_id"] for x in await ha.call({"type": "recorder/list_statistic_ids"})}
+            have = {x["statistic_id"] for x in await ha.call(
+                {"type": "recorder/get_statistics_metadata", "statistic_ids": sorted(stat_ids)})}
             if stat_ids <= have or time.monotonic() > deadline:
                 break
             await asyncio.sleep(5)
