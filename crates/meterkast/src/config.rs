@@ -84,6 +84,8 @@ pub struct FileConfig {
     pub mqtt_base_topic: Option<String>,
     /// The EVN JSON's exact topic (`sensors/smartmeter/values`, `{meter}` allowed).
     pub mqtt_evn_topic: Option<String>,
+    /// MQTT instance id for the availability topic `BASE/ID/status` (default: host name).
+    pub mqtt_instance: Option<String>,
     /// Forward every frame as received to this MQTT topic (`mqtt://broker/meters/{meter}`).
     pub forward: Option<String>,
     /// The forwarder's on-disk queue.

@@ -4,10 +4,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use meterkast::store::calendar::local_midnight;
 use meterkast_codec::Timestamp;
 use serde_json::Value as J;
@@ -47,38 +43,6 @@ fn start(dir: &std::path::Path) -> Daemon {
         &[format!("tcp://127.0.0.1:{}", free_port())],
         &[("MK_RETENTION_DAYS", "100000")],
     )
-}
-
-/// Any request; the status, the headers and the body.
-fn request(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    // A server may answer (413) before reading a huge body: a failed write is fine.
-    let _ = s.write_all(body);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP answer");
-    let head = String::from_utf8_lossy(&out[..split]).into_owned();
-    let status = head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, head.to_ascii_lowercase(), out[split + 4..].to_vec())
 }
 
 fn json(port: u16, method: &str, path: &str, body: &str) -> (u16, J) {

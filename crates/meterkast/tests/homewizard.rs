@@ -5,6 +5,8 @@
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -251,6 +253,139 @@ fn dsmr5_phases_sags_and_currents_are_mapped() {
     d.stop();
 }
 
+/// A request with a JSON body; the status and the answer as JSON.
+fn send(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, J) {
+    let (status, head, b) = request(
+        port,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body,
+    );
+    assert!(head.contains("application/json"), "{method} {path}: {head}");
+    let j = serde_json::from_slice(&b)
+        .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {}", String::from_utf8_lossy(&b)));
+    (status, j)
+}
+
+/// The dongle's error shape, `{"error": {"id", "description"}}`: its id.
+fn error_id(j: &J) -> u64 {
+    assert!(
+        j["error"]["description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "no description: {j}"
+    );
+    j["error"]["id"].as_u64().expect("an error id")
+}
+
+#[test]
+fn data_names_the_hosts_wifi_as_the_dongle_does() {
+    let dir = tmpdir("hw-wifi");
+    let (d, _) = start(&dir, &fluvius(), &[]);
+    let data = d.json("/api/v1/data");
+    let ssid = data["wifi_ssid"].as_str().expect("wifi_ssid, a string");
+    assert!(!ssid.is_empty());
+    let strength = data["wifi_strength"]
+        .as_u64()
+        .expect("wifi_strength, a number");
+    assert!(strength <= 100, "{strength}");
+    // A host without a wireless interface reports the documented fixed values.
+    let wireless = std::fs::read_to_string("/proc/net/wireless").unwrap_or_default();
+    if wireless.lines().skip(2).all(|l| l.trim().is_empty()) {
+        assert_eq!((ssid, strength), ("wired", 100));
+    }
+    d.stop();
+}
+
+#[test]
+fn system_and_identify_answer_as_the_dongle_does() {
+    let dir = tmpdir("hw-system");
+    let (d, _) = start(&dir, &fluvius(), &[]);
+    assert_eq!(
+        send(d.port, "GET", "/api/v1/system", b""),
+        (200, serde_json::json!({"cloud_enabled": false}))
+    );
+    assert_eq!(
+        send(
+            d.port,
+            "PUT",
+            "/api/v1/system",
+            br#"{"cloud_enabled": false}"#
+        ),
+        (200, serde_json::json!({"cloud_enabled": false}))
+    );
+    // Turning the cloud on is a setting the device refuses (id 8), not a missing page.
+    let (status, j) = send(
+        d.port,
+        "PUT",
+        "/api/v1/system",
+        br#"{"cloud_enabled": true}"#,
+    );
+    assert_eq!((status, error_id(&j)), (400, 8), "{j}");
+    // Bad input: wrong type, unknown setting, garbage, truncation, not an object, huge.
+    for (body, id) in [
+        (&br#"{"cloud_enabled": "yes"}"#[..], 7),
+        (br#"{"status_led_brightness_pct": 50}"#, 8),
+        (b"\x00\xffgarbage", 2),
+        (br#"{"cloud_enabled": fal"#, 2),
+        (b"[true]", 2),
+        (b"", 2),
+    ] {
+        let (status, j) = send(d.port, "PUT", "/api/v1/system", body);
+        assert_eq!(
+            (status, error_id(&j)),
+            (400, id),
+            "{}: {j}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    let huge = format!(
+        r#"{{"cloud_enabled": false, "x": "{}"}}"#,
+        "a".repeat(1 << 20)
+    );
+    let (status, j) = send(d.port, "PUT", "/api/v1/system", huge.as_bytes());
+    assert_eq!((status, error_id(&j)), (413, 201), "{j}");
+
+    // Identify: 200 as the dongle answers, a line in the log, an event on the live stream.
+    let mut live = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    live.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(live, "GET /api/v1/live HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The stream's headers first, so that the subscription exists before the request.
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = live.read(&mut buf).unwrap();
+        assert!(n > 0, "the live stream closed");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(
+        send(d.port, "PUT", "/api/v1/identify", b""),
+        (200, serde_json::json!({"identify": "ok"}))
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&seen).contains("event: identify") {
+        assert!(
+            Instant::now() < deadline,
+            "no identify event: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        let n = live.read(&mut buf).unwrap();
+        assert!(n > 0, "the live stream closed");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // A flood of identify requests is answered, and logged once, not once each.
+    for _ in 0..50 {
+        assert_eq!(send(d.port, "PUT", "/api/v1/identify", b"").0, 200);
+    }
+    assert_eq!(get_with(d.port, "/api/v1/identify", &[]).0, 405);
+    let log = std::fs::read_to_string(dir.join(format!("daemon-{}.log", d.port))).unwrap();
+    let lines = log.matches("HomeWizard identify").count();
+    assert!((1..=2).contains(&lines), "{lines} identify lines:\n{log}");
+    d.stop();
+}
+
 #[test]
 fn homewizard_endpoints_skip_auth_unless_told() {
     let dir = tmpdir("hw-auth");
@@ -262,7 +397,7 @@ fn homewizard_endpoints_skip_auth_unless_told() {
     let mut env = vec![("MK_NO_MDNS", "1")];
     env.extend_from_slice(&token);
     let d = Daemon::start(&dir, std::slice::from_ref(&src), &env);
-    for p in ["/api", "/api/v1/data", "/api/v1/telegram"] {
+    for p in ["/api", "/api/v1/data", "/api/v1/telegram", "/api/v1/system"] {
         assert_eq!(get_with(d.port, p, &[]).0, 200, "{p} without credentials");
     }
     assert_eq!(get_with(d.port, "/api/v1/now", &[]).0, 401);
@@ -271,7 +406,7 @@ fn homewizard_endpoints_skip_auth_unless_told() {
 
     env.push(("MK_HOMEWIZARD_AUTH", "true"));
     let d = Daemon::start(&dir, &[src], &env);
-    for p in ["/api", "/api/v1/data", "/api/v1/telegram"] {
+    for p in ["/api", "/api/v1/data", "/api/v1/telegram", "/api/v1/system"] {
         assert_eq!(
             get_with(d.port, p, &[]).0,
             401,
@@ -308,39 +443,62 @@ fn homewizard_meter_picks_the_meter() {
     d.stop();
 }
 
-/// The python venv with the pinned client, made once under `target/hw-venv`.
+/// The newest python-homewizard-energy (the library Home Assistant's HomeWizard
+/// integration uses) on Python 3.13 from pyenv, made once under `target/hw313-venv`.
 fn venv() -> PathBuf {
-    python_venv(
-        "hw-venv",
+    python_venv_with(
+        &pyenv_python("3.13"),
+        "hw313-venv",
         "python-homewizard-energy",
-        "6.3.0",
+        HW_CLIENT_VERSION,
         "homewizard_energy",
     )
 }
 
+/// The client library's version under test.
+const HW_CLIENT_VERSION: &str = "10.2.0";
+
 const CLIENT: &str = r#"
 import asyncio, dataclasses, json, sys
 from enum import Enum
-from homewizard_energy import HomeWizardEnergy
+from homewizard_energy import HomeWizardEnergyV1
+from homewizard_energy.errors import RequestError
 
 def plain(o):
     if isinstance(o, Enum):
         return o.name
     if hasattr(o, "isoformat"):
         return o.isoformat()
-    raise TypeError(repr(o))
+    return str(o)
 
 async def main():
-    async with HomeWizardEnergy(sys.argv[1]) as api:
+    async with HomeWizardEnergyV1(sys.argv[1]) as api:
         device = await api.device()
-        data = await api.data()
-    print(json.dumps({"device": dataclasses.asdict(device), "data": dataclasses.asdict(data)}, default=plain))
+        data = await api.measurement()
+        system = await api.system()
+        off = await api.system(cloud_enabled=False)
+        try:
+            await api.system(cloud_enabled=True)
+            refused = None
+        except RequestError as e:
+            refused = str(e)
+        identified = await api.identify()
+        combined = await api.combined()
+    print(json.dumps({
+        "device": dataclasses.asdict(device),
+        "data": dataclasses.asdict(data),
+        "system": dataclasses.asdict(system),
+        "system_off": dataclasses.asdict(off),
+        "cloud_on_refused": refused,
+        "identified": identified,
+        "combined_system": dataclasses.asdict(combined.system),
+    }, default=plain))
 
 asyncio.run(main())
 "#;
 
 #[test]
-#[ignore = "installs python-homewizard-energy from PyPI; .ci/run runs it"]
+#[ignore = "installs python-homewizard-energy from PyPI on pyenv's Python 3.13; .ci/run runs it"]
 fn the_home_assistant_client_library_reads_the_same_values() {
     let py = venv();
     let dir = tmpdir("hw-python");
@@ -360,52 +518,74 @@ fn the_home_assistant_client_library_reads_the_same_values() {
     let r = d.json("/api/v1/now")[0]["reading"].clone();
     let dev = &got["device"];
     assert_eq!(dev["product_type"], "HWE-P1");
-    assert_eq!(dev["api_version"], "v1");
+    // The library reads our "v1" as version 1.
+    assert!(
+        dev["api_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with('1')),
+        "{dev}"
+    );
     assert_eq!(dev["serial"], d.json("/api")["serial"]);
     let data = &got["data"];
-    // The library's own names on the left, meterkast's on the right.
+    // The library's own names on the left, meterkast's on the right. The library maps
+    // these only when `wifi_ssid` is present (it takes a v1 answer for v2 otherwise).
     for (lib, ours) in [
-        ("total_energy_import_kwh", "total_power_import_kwh"),
-        ("total_energy_import_t1_kwh", "total_power_import_t1_kwh"),
-        ("total_energy_import_t2_kwh", "total_power_import_t2_kwh"),
-        ("total_energy_export_kwh", "total_power_export_kwh"),
-        ("total_energy_export_t1_kwh", "total_power_export_t1_kwh"),
-        ("total_energy_export_t2_kwh", "total_power_export_t2_kwh"),
-        ("active_power_w", "active_power_w"),
-        ("active_power_l1_w", "active_power_l1_w"),
-        ("active_voltage_l1_v", "active_voltage_l1_v"),
-        ("active_current_l1_a", "active_current_l1_a"),
-        ("active_power_average_w", "active_power_average_w"),
+        ("energy_import_kwh", "total_power_import_kwh"),
+        ("energy_import_t1_kwh", "total_power_import_t1_kwh"),
+        ("energy_import_t2_kwh", "total_power_import_t2_kwh"),
+        ("energy_export_kwh", "total_power_export_kwh"),
+        ("energy_export_t1_kwh", "total_power_export_t1_kwh"),
+        ("energy_export_t2_kwh", "total_power_export_t2_kwh"),
+        ("power_w", "active_power_w"),
+        ("power_l1_w", "active_power_l1_w"),
+        ("voltage_l1_v", "active_voltage_l1_v"),
+        ("current_l1_a", "active_current_l1_a"),
+        ("average_power_15m_w", "active_power_average_w"),
         ("monthly_power_peak_w", "monthly_power_peak_w"),
-        ("total_gas_m3", "total_gas_m3"),
-        ("active_tariff", "active_tariff"),
+        ("tariff", "active_tariff"),
     ] {
+        assert!(!data[lib].is_null(), "{lib} not mapped: {data}");
         assert_eq!(
             data[lib].as_f64(),
             r[ours].as_f64(),
             "{lib} vs {ours}: {data}"
         );
-        assert!(!data[lib].is_null(), "{lib}");
     }
-    assert_eq!(data["smr_version"], 50);
+    assert_eq!(data["protocol_version"], 50);
     assert_eq!(data["meter_model"], "FLU5\\253770234_A");
     // The library decodes the hex equipment ids to text.
-    assert_eq!(data["unique_meter_id"], "1SAG3101021605");
-    assert_eq!(data["gas_unique_id"], "7FLO2119033733");
+    assert_eq!(data["unique_id"], "1SAG3101021605");
     // Local (CEST) wall-clock times, as the meter shows them.
     assert_eq!(data["monthly_power_peak_timestamp"], "2020-05-09T13:45:58");
-    assert_eq!(data["gas_timestamp"], "2020-05-12T13:45:58");
     let ext = data["external_devices"].as_object().unwrap();
     assert_eq!(ext.len(), 2, "{ext:?}");
-    let gas = &ext["gas_meter_7FLO2119033733"];
-    assert_eq!(gas["meter_type"], "GAS_METER");
-    assert_eq!(gas["value"], 112.384);
+    let gas = ext
+        .values()
+        .find(|e| e["unique_id"] == "7FLO2119033733")
+        .expect("the gas meter");
+    assert_eq!(gas["type"], "gas_meter");
+    assert_eq!(gas["value"], r["external"][0]["value"]);
     assert_eq!(gas["unit"], "m3");
     assert_eq!(gas["timestamp"], "2020-05-12T13:45:58");
-    assert_eq!(ext["water_meter_8SAG1234567890"]["value"], 872.234);
+    let water = ext
+        .values()
+        .find(|e| e["unique_id"] == "8SAG1234567890")
+        .expect("the water meter");
+    assert_eq!(water["value"], 872.234);
     // Absent stays absent (None), never a made-up zero.
     assert!(data["voltage_sag_l1_count"].is_null());
-    assert!(data["active_power_l2_w"].is_null());
+    assert!(data["power_l2_w"].is_null());
+    // The host's Wi-Fi, as the dongle's own: the name and a percentage.
+    let wifi = d.json("/api/v1/data");
+    assert_eq!(data["wifi_ssid"], wifi["wifi_ssid"]);
+    assert_eq!(data["wifi_strength"], wifi["wifi_strength"]);
+    assert_eq!(got["combined_system"]["wifi_ssid"], wifi["wifi_ssid"]);
+    // Cloud: off, may be set off, refused on; identify answers.
+    assert_eq!(got["system"]["cloud_enabled"], false);
+    assert_eq!(got["system_off"]["cloud_enabled"], false);
+    let refused = got["cloud_on_refused"].as_str().expect("cloud on refused");
+    assert!(refused.contains("400"), "{refused}");
+    assert_eq!(got["identified"], true);
     d.stop();
 }
 

@@ -1,5 +1,6 @@
 //! The MQTT output against a real Mosquitto broker (each test starts its own on a free
-//! port): discovery and states, a 30-second broker outage mid-stream, the last will.
+//! port): discovery and states, a 30-second broker outage mid-stream, the last will,
+//! availability per instance.
 
 mod support;
 
@@ -107,7 +108,10 @@ fn discovery_configs_and_states_arrive_with_the_right_values() {
     let (d, mut c) = daemon_publishing(
         &dir,
         &url,
-        &[("MK_MQTT_FORMAT", "meterkast,fields,evn,dsmr-reader,raw")],
+        &[
+            ("MK_MQTT_FORMAT", "meterkast,fields,evn,dsmr-reader,raw"),
+            ("MK_MQTT_INSTANCE", "box-a"),
+        ],
     );
     let t = t0();
     let mut last_raw = Vec::new();
@@ -127,7 +131,7 @@ fn discovery_configs_and_states_arrive_with_the_right_values() {
     assert_eq!(st["meter"], m);
     assert!(st["timestamp"].as_str().unwrap().ends_with('Z'));
     assert_eq!(
-        last_str(&seen, "meterkast/status").as_deref(),
+        last_str(&seen, "meterkast/box-a/status").as_deref(),
         Some("online")
     );
     assert_eq!(
@@ -174,7 +178,7 @@ fn discovery_configs_and_states_arrive_with_the_right_values() {
             assert!(c["device"].get(k).is_some(), "{topic}: no device.{k}");
         }
         assert_eq!(c["state_topic"], state_topic);
-        assert_eq!(c["availability_topic"], "meterkast/status");
+        assert_eq!(c["availability_topic"], "meterkast/box-a/status");
     }
     let energy = &first
         .iter()
@@ -201,7 +205,7 @@ fn discovery_configs_and_states_arrive_with_the_right_values() {
     wait_for("discovery again", 10, || configs().len() >= 2 * first.len());
     d.stop();
     wait_for("offline at a clean stop", 10, || {
-        last_str(&seen, "meterkast/status").as_deref() == Some("offline")
+        last_str(&seen, "meterkast/box-a/status").as_deref() == Some("offline")
     });
 }
 
@@ -265,12 +269,35 @@ fn every_reading_arrives_in_order_across_a_30_second_broker_outage() {
     assert_eq!(first_seen, (0..total).collect::<Vec<_>>());
 }
 
+/// The default instance id: this machine's host name, as the daemon reads it.
+fn host_instance() -> String {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let h = h.trim().to_ascii_lowercase();
+    let id: String = h
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if id.is_empty() {
+        "meterkast".into()
+    } else {
+        id
+    }
+}
+
 #[test]
 #[ignore = "needs mosquitto; .ci/run runs it"]
 fn the_last_will_marks_the_device_offline_when_the_daemon_is_killed() {
     let dir = tmpdir("mqtt-sink-lwt");
     let broker = Broker::start(&dir, free_port());
-    let (_sub, seen) = subscribe(broker.port, "t-lwt", "meterkast/status", false);
+    // Without --mqtt-instance the availability topic is named after the host.
+    let status = format!("meterkast/{}/status", host_instance());
+    let (_sub, seen) = subscribe(broker.port, "t-lwt", "meterkast/+/status", false);
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
     let mut d = Daemon::start(
         &dir,
@@ -278,13 +305,81 @@ fn the_last_will_marks_the_device_offline_when_the_daemon_is_killed() {
         &[("MK_MQTT", url.as_str())],
     );
     wait_for("online", 15, || {
-        last_str(&seen, "meterkast/status").as_deref() == Some("online")
+        last_str(&seen, &status).as_deref() == Some("online")
     });
     d.child.kill().unwrap(); // SIGKILL: no goodbye, only the will.
     let _ = d.child.wait();
     wait_for("the will", 15, || {
-        last_str(&seen, "meterkast/status").as_deref() == Some("offline")
+        last_str(&seen, &status).as_deref() == Some("offline")
     });
+}
+
+#[test]
+#[ignore = "needs mosquitto; .ci/run runs it"]
+fn two_instances_on_one_broker_have_their_own_availability() {
+    let dir = tmpdir("mqtt-sink-instances");
+    let broker = Broker::start(&dir, free_port());
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    // What an older meterkast left behind: a retained `offline` on the shared topic.
+    let (old, old_seen) = subscribe(broker.port, "t-old", "probe", false);
+    wait_for("the old publisher", 10, || {
+        old.try_publish("probe", QoS::AtLeastOnce, false, "x")
+            .is_ok()
+            && last(&old_seen, "probe").is_some()
+    });
+    old.publish("meterkast/status", QoS::AtLeastOnce, true, "offline")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let (dir_a, dir_b) = (dir.join("a"), dir.join("b"));
+    std::fs::create_dir_all(&dir_a).unwrap();
+    std::fs::create_dir_all(&dir_b).unwrap();
+    let (mut a, mut ca) = daemon_publishing(&dir_a, &url, &[("MK_MQTT_INSTANCE", "hall")]);
+    let (_b, mut cb) = daemon_publishing(&dir_b, &url, &[("MK_MQTT_INSTANCE", "attic")]);
+    let t = t0();
+    ca.write_all(&telegram("IA", t, 6_000_000)).unwrap();
+    cb.write_all(&telegram("IB", t, 7_000_000)).unwrap();
+    let (_sub, seen) = subscribe(broker.port, "t-instances", "#", false);
+    let config = |meter: &str| {
+        last(
+            &seen,
+            &format!(
+                "homeassistant/sensor/meterkast_{}/total_power_import_kwh/config",
+                hex(meter)
+            ),
+        )
+        .map(|p| serde_json::from_slice::<Value>(&p).unwrap())
+    };
+    wait_for("both meters' discovery", 15, || {
+        config("IA").is_some() && config("IB").is_some()
+    });
+    assert_eq!(
+        config("IA").unwrap()["availability_topic"],
+        "meterkast/hall/status"
+    );
+    assert_eq!(
+        config("IB").unwrap()["availability_topic"],
+        "meterkast/attic/status"
+    );
+    wait_for("both online", 15, || {
+        last_str(&seen, "meterkast/hall/status").as_deref() == Some("online")
+            && last_str(&seen, "meterkast/attic/status").as_deref() == Some("online")
+    });
+    // The shared topic's retained message is gone: a new subscriber gets nothing.
+    let (_late, late_seen) = subscribe(broker.port, "t-late", "meterkast/status", false);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(last(&late_seen, "meterkast/status"), None);
+
+    // One instance dies: only its own meters go unavailable.
+    a.child.kill().unwrap();
+    let _ = a.child.wait();
+    wait_for("hall offline", 15, || {
+        last_str(&seen, "meterkast/hall/status").as_deref() == Some("offline")
+    });
+    assert_eq!(
+        last_str(&seen, "meterkast/attic/status").as_deref(),
+        Some("online")
+    );
 }
 
 #[test]

@@ -28,8 +28,24 @@ function openLive() {
       try { fn(frame); } catch (e) { console.warn('live update failed', e); }
     }
   });
+  es.addEventListener('identify', showIdentify);
   es.onopen = () => setBanner('live', null);
   es.onerror = () => setBanner('live', t('live_lost'));
+}
+
+// A HomeWizard client (Home Assistant's Identify button) asked which device this is:
+// the Meter page flashes a notice for a few seconds, as the dongle blinks its light.
+let identifyTimer = 0;
+function showIdentify() {
+  const view = document.getElementById('view');
+  if (view.dataset.page !== 'meter') return;
+  document.getElementById('identify')?.remove();
+  const n = note(t('identify'));
+  n.id = 'identify';
+  n.classList.add('flash');
+  view.prepend(n);
+  clearTimeout(identifyTimer);
+  identifyTimer = setTimeout(() => n.remove(), 10000);
 }
 
 const banners = new Map();

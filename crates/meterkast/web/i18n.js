@@ -37,6 +37,7 @@ const en = {
   capacity_price: 'Capacity tariff per kW per year', capacity_min: 'Capacity minimum (kW)',
   tariffs_34: 'Tariffs 3 and 4', save: 'Save', saved: 'Saved.', prices_help: 'Prices set here are kept in the database and win over the config file.',
   error: 'Could not load: {msg}', theme: 'Theme', language: 'Language', select_meter: 'Meter',
+  identify: 'Identify: a HomeWizard client (such as Home Assistant) asked which device this is. It is this one.',
 };
 
 const nl = {
@@ -73,6 +74,7 @@ const nl = {
   capacity_price: 'Capaciteitstarief per kW per jaar', capacity_min: 'Capaciteitsminimum (kW)',
   tariffs_34: 'Tarieven 3 en 4', save: 'Opslaan', saved: 'Opgeslagen.', prices_help: 'Prijzen die je hier instelt worden in de database bewaard en gaan voor op het configuratiebestand.',
   error: 'Laden mislukt: {msg}', theme: 'Thema', language: 'Taal', select_meter: 'Meter',
+  identify: 'Identificeren: een HomeWizard-client (zoals Home Assistant) vroeg welk apparaat dit is. Het is dit apparaat.',
 };
 
 const de = {
@@ -104,6 +106,7 @@ const de = {
   capacity_price: 'Leistungstarif pro kW und Jahr', capacity_min: 'Leistungsminimum (kW)', tariffs_34: 'Tarife 3 und 4',
   prices_help: 'Hier gesetzte Preise werden in der Datenbank gespeichert und gehen der Konfigurationsdatei vor.',
   error: 'Laden fehlgeschlagen: {msg}', theme: 'Design', select_meter: 'Zähler',
+  identify: 'Identifizieren: ein HomeWizard-Client (etwa Home Assistant) fragt, welches Gerät dies ist. Es ist dieses.',
 };
 
 const fr = {
@@ -135,6 +138,7 @@ const fr = {
   capacity_price: 'Tarif capacitaire par kW et par an', capacity_min: 'Minimum capacitaire (kW)', tariffs_34: 'Tarifs 3 et 4',
   prices_help: 'Les prix saisis ici sont gardés dans la base de données et priment sur le fichier de configuration.',
   error: 'Échec du chargement : {msg}', theme: 'Thème', select_meter: 'Compteur',
+  identify: 'Identification : un client HomeWizard (comme Home Assistant) demande quel appareil est celui-ci. C’est celui-ci.',
 };
 
 export const LANGS = { en, nl, de, fr };

@@ -103,6 +103,10 @@ pub struct RunArgs {
     /// sensors/smartmeter/values; implies --mqtt-format evn [default: BASE/METER/evn].
     #[arg(long, env = "MK_MQTT_EVN_TOPIC")]
     pub mqtt_evn_topic: Option<String>,
+    /// This instance's id, for its availability topic BASE/ID/status; keep it stable
+    /// across restarts [default: the host name].
+    #[arg(long, env = "MK_MQTT_INSTANCE")]
+    pub mqtt_instance: Option<String>,
     /// Forward every frame exactly as received (MQTT 5, QoS 1, queued on disk while
     /// the broker is away): mqtt://[user:pass@]broker[:port]/meters/{meter}. Without
     /// --db nothing is stored here.
@@ -286,6 +290,7 @@ impl RunArgs {
                         .clone()
                         .or(file.mqtt_base_topic.clone()),
                     evn_topic: self.mqtt_evn_topic.clone().or(file.mqtt_evn_topic.clone()),
+                    instance: self.mqtt_instance.clone().or(file.mqtt_instance.clone()),
                 },
                 &db.state_base(&state_dir),
             )?),

@@ -1,14 +1,22 @@
-//! The HomeWizard P1 meter's local API v1 (`GET /api`, `GET /api/v1/data`; the raw
-//! `GET /api/v1/telegram` is shared with the meterkast API), so that Home Assistant's
-//! HomeWizard integration and other clients of the dongle read meterkast instead.
+//! The HomeWizard P1 meter's local API v1 (`GET /api`, `GET /api/v1/data`,
+//! `GET`/`PUT /api/v1/system`, `PUT /api/v1/identify`; the raw `GET /api/v1/telegram`
+//! is shared with the meterkast API), so that Home Assistant's HomeWizard integration
+//! and other clients of the dongle read meterkast instead.
 //!
 //! Field names, units and shapes follow the HomeWizard v1 documentation, including its
 //! spelling `montly_power_peak_w`; fields the meter does not send are left out;
 //! timestamps are numbers `YYMMDDhhmmss` in the meter's local (Central European) time.
+//! `wifi_ssid` and `wifi_strength` describe this host (see [`super::hostwifi`]).
+//! Refused requests get the dongle's error shape, `{"error": {"id", "description"}}`.
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use clap::Args;
 use serde_json::{json, Map, Number, Value as J};
 
@@ -134,10 +142,164 @@ pub async fn data(State(s): State<AppState>) -> Result<impl IntoResponse, ApiErr
     })?;
     let frame: J = serde_json::from_str(&frame)
         .map_err(|e| ApiError::internal(format!("stored frame is not JSON: {e}")))?;
+    let mut body = data_json(&frame);
+    let wifi = super::hostwifi::current().await;
+    body["wifi_ssid"] = wifi.ssid.into();
+    body["wifi_strength"] = wifi.strength.into();
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
-        data_json(&frame).to_string(),
+        body.to_string(),
     ))
+}
+
+/// The dongle's error codes (HomeWizard API v1, "Error handling").
+pub mod error_id {
+    /// The body is not valid JSON.
+    pub const INVALID_JSON: u16 = 2;
+    /// A value of the wrong type or out of range.
+    pub const INVALID_VALUE: u16 = 7;
+    /// A setting that cannot be changed.
+    pub const NOT_MODIFIABLE: u16 = 8;
+    /// The request body is too large.
+    pub const REQUEST_TOO_LARGE: u16 = 201;
+}
+
+/// The largest request body the settings endpoints read.
+pub const MAX_BODY: usize = 1024;
+
+/// An answer in the dongle's error shape: `{"error": {"id", "description"}}`.
+pub fn hw_error(status: StatusCode, id: u16, description: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({"error": {"id": id, "description": description.into()}}).to_string(),
+    )
+        .into_response()
+}
+
+fn json_ok(body: J) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// A refused request: status, the dongle's error id, and what is wrong.
+type Refusal = (StatusCode, u16, String);
+
+fn refuse((status, id, description): Refusal) -> Response {
+    hw_error(status, id, description)
+}
+
+fn too_large() -> Refusal {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        error_id::REQUEST_TOO_LARGE,
+        format!("request body larger than {MAX_BODY} bytes"),
+    )
+}
+
+/// A settings request's body as a JSON object, or why it is refused.
+fn settings_body(body: Result<Bytes, BytesRejection>) -> Result<Map<String, J>, Refusal> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            (
+                StatusCode::BAD_REQUEST,
+                error_id::INVALID_JSON,
+                e.body_text(),
+            )
+        }
+    })?;
+    if body.len() > MAX_BODY {
+        return Err(too_large());
+    }
+    match serde_json::from_slice::<J>(&body) {
+        Ok(J::Object(o)) => Ok(o),
+        Ok(_) => Err((
+            StatusCode::BAD_REQUEST,
+            error_id::INVALID_JSON,
+            "body must be a JSON object".into(),
+        )),
+        Err(e) => Err((
+            StatusCode::BAD_REQUEST,
+            error_id::INVALID_JSON,
+            format!("body contains invalid JSON: {e}"),
+        )),
+    }
+}
+
+/// `GET /api/v1/system`: cloud communication is off, and always will be.
+pub async fn get_system() -> Response {
+    json_ok(json!({"cloud_enabled": false}))
+}
+
+/// `PUT /api/v1/system`: `{"cloud_enabled": false}` is accepted (nothing changes);
+/// turning the cloud on is refused the way the dongle refuses a setting (400, id 8).
+pub async fn put_system(body: Result<Bytes, BytesRejection>) -> Response {
+    let o = match settings_body(body) {
+        Ok(o) => o,
+        Err(r) => return refuse(r),
+    };
+    for (k, v) in &o {
+        match (k.as_str(), v) {
+            ("cloud_enabled", J::Bool(false)) => {}
+            ("cloud_enabled", J::Bool(true)) => {
+                return hw_error(
+                    StatusCode::BAD_REQUEST,
+                    error_id::NOT_MODIFIABLE,
+                    "cloud_enabled cannot be turned on: meterkast never talks to a cloud",
+                )
+            }
+            ("cloud_enabled", _) => {
+                return hw_error(
+                    StatusCode::BAD_REQUEST,
+                    error_id::INVALID_VALUE,
+                    "cloud_enabled must be true or false",
+                )
+            }
+            _ => {
+                return hw_error(
+                    StatusCode::BAD_REQUEST,
+                    error_id::NOT_MODIFIABLE,
+                    format!("{k} is not a setting of this device; only cloud_enabled is"),
+                )
+            }
+        }
+    }
+    json_ok(json!({"cloud_enabled": false}))
+}
+
+/// Identify requests logged, at most one line per this interval.
+const IDENTIFY_LOG_EVERY: Duration = Duration::from_secs(10);
+static IDENTIFY_LOG: Mutex<Option<(Instant, u64)>> = Mutex::new(None);
+
+/// `PUT /api/v1/identify`: the dongle blinks its light; meterkast logs a line and sends
+/// an `identify` event on `/api/v1/live`, which the dashboard's Meter page flashes.
+pub async fn identify(State(s): State<AppState>) -> Response {
+    {
+        let mut last = IDENTIFY_LOG.lock().expect("identify log");
+        match &mut *last {
+            Some((at, skipped)) if at.elapsed() < IDENTIFY_LOG_EVERY => *skipped += 1,
+            _ => {
+                let skipped = last.map_or(0, |(_, n)| n);
+                tracing::info!(
+                    "HomeWizard identify: a client (Home Assistant's Identify button?) asks \
+                     which device this is; shown on the dashboard's Meter page{}",
+                    if skipped > 0 {
+                        format!(" ({skipped} more requests not logged)")
+                    } else {
+                        String::new()
+                    }
+                );
+                *last = Some((Instant::now(), 0));
+            }
+        }
+    }
+    let _ = s.identify.send(());
+    json_ok(json!({"identify": "ok"}))
 }
 
 /// A timestamp as HomeWizard writes it: the number `YYMMDDhhmmss`, Central European time.
@@ -253,6 +415,7 @@ pub fn data_json(frame: &J) -> J {
     ] {
         copy(&mut o, k, k, &same);
     }
+    copy(&mut o, "active_frequency_hz", "active_frequency_hz", &same);
     copy(
         &mut o,
         "active_power_average_w",

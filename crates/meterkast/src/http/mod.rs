@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod dash;
 pub mod homewizard;
+pub mod hostwifi;
 pub mod live;
 pub mod metrics;
 pub mod web;
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::Router;
 use serde_json::json;
 use tokio::sync::broadcast;
@@ -48,6 +49,8 @@ pub struct AppState {
     readers: Arc<Mutex<Vec<Box<dyn StoreRead + Send>>>>,
     /// Accepted frames, as frame JSON, for `/api/v1/live`.
     pub live: broadcast::Sender<Arc<str>>,
+    /// HomeWizard identify requests, for `/api/v1/live`'s `identify` events.
+    pub identify: broadcast::Sender<()>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Access control.
@@ -74,6 +77,7 @@ impl AppState {
             db,
             readers: Arc::default(),
             live: broadcast::channel(256).0,
+            identify: broadcast::channel(4).0,
             metrics: Arc::default(),
             auth,
             shutdown,
@@ -163,6 +167,12 @@ pub fn router(state: AppState) -> Router<()> {
     let homewizard = Router::new()
         .route("/api", get(homewizard::device))
         .route("/api/v1/data", get(homewizard::data))
+        .route(
+            "/api/v1/system",
+            get(homewizard::get_system).put(homewizard::put_system),
+        )
+        .route("/api/v1/identify", put(homewizard::identify))
+        .layer(axum::extract::DefaultBodyLimit::max(homewizard::MAX_BODY))
         .route("/api/v1/telegram", get(api::telegram));
     let (open, protected) = if state.homewizard.require_auth {
         (Router::new(), homewizard)
@@ -206,7 +216,7 @@ async fn not_found() -> ApiError {
 
 /// `GET /api/v1/live` (documented here; served by [`live::live`]).
 #[utoipa::path(get, path = "/api/v1/live", responses((status = 200, content_type = "text/event-stream",
-    description = "Server-Sent Events: one `reading` event per accepted reading, its data the frame JSON")))]
+    description = "Server-Sent Events: one `reading` event per accepted reading, its data the frame JSON; an `identify` event (data `{}`) when a HomeWizard client asks the device to identify itself")))]
 #[allow(dead_code)]
 pub(crate) async fn live_doc() {}
 

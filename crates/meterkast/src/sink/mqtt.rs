@@ -55,6 +55,8 @@ pub struct MqttSettings {
     pub client_id: String,
     /// The base topic (`meterkast`).
     pub base: String,
+    /// This instance's id: its availability topic is `{base}/{instance}/status`.
+    pub instance: String,
     /// What to publish.
     pub formats: Vec<Format>,
     /// Home Assistant's discovery prefix; `None` disables discovery.
@@ -85,6 +87,8 @@ pub struct MqttArgs {
     pub base: Option<String>,
     /// The EVN JSON's exact topic (`sensors/smartmeter/values`); implies the evn format.
     pub evn_topic: Option<String>,
+    /// Instance id for the availability topic [default: from the host name].
+    pub instance: Option<String>,
 }
 
 impl MqttSettings {
@@ -136,8 +140,19 @@ impl MqttSettings {
                 Some(d)
             }
         };
+        let instance = match &a.instance {
+            Some(i) if !i.trim().is_empty() => {
+                let i = i.trim();
+                if discovery::instance_id(i) != i {
+                    bail!("--mqtt-instance {i:?}: use letters, digits, - and _ only");
+                }
+                i.to_string()
+            }
+            _ => discovery::instance_id(&crate::http::homewizard::hostname().to_ascii_lowercase()),
+        };
         Ok(MqttSettings {
             broker,
+            instance,
             client_id: a
                 .client_id
                 .clone()
@@ -199,7 +214,7 @@ pub fn start(s: MqttSettings) -> Result<(mpsc::Sender<SinkFrame>, JoinHandle<()>
             q.pending_bytes() / 1024
         );
     }
-    let status = discovery::status_topic(&s.base);
+    let status = discovery::status_topic(&s.base, &s.instance);
     let mut opts = MqttOptions::new(s.client_id.clone(), s.broker.host.clone(), s.broker.port);
     opts.set_keep_alive(Duration::from_secs(15));
     opts.set_clean_session(true);
@@ -307,6 +322,12 @@ impl Publisher {
         match self.out.event(ev)? {
             Some(Ev::Connected) => {
                 self.direct(&Msg::new(self.status.clone(), "online", true));
+                // Before per-instance topics every instance shared `{base}/status`; a
+                // retained `offline` left there would outlive its meaning.
+                let shared = discovery::shared_status_topic(&self.s.base);
+                if shared != self.status {
+                    self.direct(&Msg::new(shared, Vec::<u8>::new(), true));
+                }
                 if let Some(t) = &self.ha_status {
                     let _ = self.client.try_subscribe(t.clone(), QoS::AtLeastOnce);
                 }
@@ -345,7 +366,7 @@ impl Publisher {
             return Ok(());
         };
         if let Some(prefix) = &self.s.discovery_prefix {
-            let cfg = discovery::configs(prefix, &self.s.base, &snap);
+            let cfg = discovery::configs(prefix, &self.s.base, &self.status, &snap);
             let known = self.discovery.get(&snap.meter);
             let changed = known.is_none_or(|k| {
                 k.len() != cfg.len() || k.iter().zip(&cfg).any(|(a, b)| a.topic != b.topic)
@@ -430,6 +451,17 @@ mod tests {
         assert_eq!(s.formats, vec![Format::Meterkast, Format::Fields]);
         assert_eq!(s.discovery_prefix.as_deref(), Some("homeassistant"));
         assert_eq!(s.queue_path, PathBuf::from("/var/lib/mk.db.mqtt-queue"));
+        // The instance id defaults to the host name, so it survives restarts.
+        assert!(!s.instance.is_empty());
+        assert_eq!(s.instance, discovery::instance_id(&s.instance));
+        let again = MqttSettings::from_args(&args("mqtt://h"), Path::new("y")).unwrap();
+        assert_eq!(again.instance, s.instance);
+        let mut named = args("mqtt://h");
+        named.instance = Some("Hall-1".into());
+        let s = MqttSettings::from_args(&named, Path::new("x")).unwrap();
+        assert_eq!(s.instance, "Hall-1");
+        named.instance = Some("a/b".into());
+        assert!(MqttSettings::from_args(&named, Path::new("x")).is_err());
 
         let mut a = args("mqtt://h");
         a.formats = vec!["evn".into()];

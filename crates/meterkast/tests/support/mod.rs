@@ -223,9 +223,75 @@ pub fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String
     (status, body)
 }
 
+/// Any request with a body; the status, the headers (lowercased) and the body.
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    // A server may answer (413) before reading a huge body: a failed write is fine.
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP answer");
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let status = head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head.to_ascii_lowercase(), out[split + 4..].to_vec())
+}
+
 /// A python venv under `target/NAME` with `package==version` from PyPI, made once and
 /// reused while `module` imports and the version matches.
 pub fn python_venv(name: &str, package: &str, version: &str, module: &str) -> PathBuf {
+    python_venv_with(Path::new("python3"), name, package, version, module)
+}
+
+/// pyenv's newest Python `minor` (e.g. `"3.13"`): `~/.pyenv/versions/3.13.*/bin/python3`.
+pub fn pyenv_python(minor: &str) -> PathBuf {
+    let root = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").expect("HOME")).join(".pyenv"));
+    let versions = root.join("versions");
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(&versions)
+        .unwrap_or_else(|e| panic!("no pyenv at {}: {e}", versions.display()))
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let rest = name.strip_prefix(minor)?.strip_prefix('.')?;
+            let patch: u32 = rest.parse().ok()?;
+            let py = versions.join(&name).join("bin/python3");
+            py.exists().then_some((patch, py))
+        })
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .unwrap_or_else(|| panic!("no Python {minor} in {}", versions.display()))
+        .1
+}
+
+/// [`python_venv`] made with the given Python interpreter.
+pub fn python_venv_with(
+    python: &Path,
+    name: &str,
+    package: &str,
+    version: &str,
+    module: &str,
+) -> PathBuf {
     let target = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../target")
         .join(name);
@@ -248,13 +314,14 @@ pub fn python_venv(name: &str, package: &str, version: &str, module: &str) -> Pa
     let lock = std::fs::File::create(target.with_extension("lock")).expect("venv lock file");
     lock.lock().expect("venv lock");
     if !ok(&py) {
-        let s = Command::new("python3")
+        let _ = std::fs::remove_dir_all(&target);
+        let s = Command::new(python)
             .arg("-m")
             .arg("venv")
             .arg(&target)
             .status()
             .expect("python3");
-        assert!(s.success(), "python3 -m venv failed");
+        assert!(s.success(), "{} -m venv failed", python.display());
         let pin = format!("{package}=={version}");
         let s = Command::new(target.join("bin/pip"))
             .args(["install", "-q", &pin])

@@ -222,6 +222,24 @@ test('the live chart gains points within 5 seconds, from the event stream', asyn
   await page.context().close();
 });
 
+test('a HomeWizard identify request flashes a notice on the Meter page', async () => {
+  const page = await open();
+  await visit(page, daemon.base, '#/meter');
+  assert.equal(await page.locator('#identify').count(), 0);
+  // Until the page's event stream is open an identify could go unseen: ask until it shows.
+  for (let i = 0; i < 20 && !(await page.locator('#identify').count()); i++) {
+    const r = await fetch(`${daemon.base}/api/v1/identify`, { method: 'PUT' });
+    assert.equal(r.status, 200);
+    assert.deepEqual(await r.json(), { identify: 'ok' });
+    await sleep(500);
+  }
+  const n = page.locator('#view #identify.note.flash');
+  await n.waitFor({ timeout: 5000 });
+  assert.match(await n.textContent(), /HomeWizard/);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
 test("the capacity page's peak link opens that day's quarter-hours with the peak marked", async () => {
   const peaks = await daemon.json(`/api/v1/peaks?meter=${meterA.id}`);
   assert.ok(peaks.peak, 'the simulated month has a peak');

@@ -59,9 +59,34 @@ fn pretty(field: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The availability topic (`online`/`offline`, retained; the last will says offline).
-pub fn status_topic(base: &str) -> String {
+/// An instance's availability topic, `{base}/{instance}/status` (`online`/`offline`,
+/// retained; the last will says offline): each meterkast on a broker has its own.
+pub fn status_topic(base: &str, instance: &str) -> String {
+    format!("{base}/{instance}/status")
+}
+
+/// The availability topic all instances shared before they had their own; cleared on
+/// start so that no stale retained `offline` stays behind.
+pub fn shared_status_topic(base: &str) -> String {
     format!("{base}/status")
+}
+
+/// A topic-level-safe instance id from a name (a host name): ASCII letters and digits,
+/// `-` and `_`; anything else becomes `_`; never empty.
+pub fn instance_id(name: &str) -> String {
+    let id: String = name
+        .trim()
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' => c,
+            _ => '_',
+        })
+        .collect();
+    if id.is_empty() {
+        "meterkast".into()
+    } else {
+        id
+    }
 }
 
 /// A sub-meter kind's Home Assistant classes, by the unit it reports.
@@ -80,8 +105,9 @@ fn external_kind(kind: &str, unit: Option<&str>) -> Option<(Option<&'static str>
 }
 
 /// The retained discovery configs for a meter's reading: one per offered field on the
-/// meter's device, one per sub-meter on its own device (via the meter's).
-pub fn configs(prefix: &str, base: &str, s: &Snapshot) -> Vec<Msg> {
+/// meter's device, one per sub-meter on its own device (via the meter's); every entity's
+/// availability follows `avail`, the publishing instance's status topic.
+pub fn configs(prefix: &str, base: &str, avail: &str, s: &Snapshot) -> Vec<Msg> {
     let m = topic_level(&s.meter);
     let node = format!(
         "meterkast_{}",
@@ -104,7 +130,6 @@ pub fn configs(prefix: &str, base: &str, s: &Snapshot) -> Vec<Msg> {
         "model": model,
     });
     let state = state_topic(base, &s.meter);
-    let avail = status_topic(base);
     let mut out = Vec::new();
     let mut push = |object_id: String, cfg: Value| {
         out.push(Msg::new(
@@ -219,8 +244,21 @@ mod tests {
     }
 
     #[test]
+    fn instance_ids_are_single_topic_levels() {
+        assert_eq!(instance_id("Pi-Meterkast.local"), "Pi-Meterkast_local");
+        assert_eq!(instance_id(" a/b+#c "), "a_b__c");
+        assert_eq!(instance_id(""), "meterkast");
+        assert_eq!(instance_id("box_1"), "box_1");
+    }
+
+    #[test]
     fn every_config_is_valid_json_with_the_required_keys() {
-        let msgs = configs("homeassistant", "meterkast", &snap());
+        let msgs = configs(
+            "homeassistant",
+            "meterkast",
+            &status_topic("meterkast", "box1"),
+            &snap(),
+        );
         let c: Vec<Value> = msgs
             .iter()
             .map(|m| {
@@ -247,7 +285,7 @@ mod tests {
                 assert!(v["device"].get(k).is_some(), "device.{k} missing in {v}");
             }
             assert_eq!(v["state_topic"], "meterkast/E1/state");
-            assert_eq!(v["availability_topic"], "meterkast/status");
+            assert_eq!(v["availability_topic"], "meterkast/box1/status");
         }
         let e = find(&c, "meterkast_E1_total_power_import_kwh");
         assert_eq!(e["device_class"], "energy");
