@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::calendar::Step;
-use super::ingest::{Backend, MeterRow, NewMeter, Rollup, WriteBatch, EXTREMES, SUMS};
+use super::ingest::{Around, Backend, MeterRow, NewMeter, Rollup, WriteBatch, EXTREMES, SUMS};
 use super::sample::{decode_chunk, Sample};
 use super::{MeterInfo, RollupRow, StoreRead};
 
@@ -60,6 +60,15 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE suspect_readings (
+    meter_id INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (meter_id, ts)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Opens (creating if needed) a database file and brings its schema up to date.
@@ -102,6 +111,14 @@ impl SqliteBackend {
     /// Opens the store for writing.
     pub fn open(path: &Path) -> Result<Self> {
         Ok(SqliteBackend { conn: open(path)? })
+    }
+
+    /// Limits the database to `pages` pages (`PRAGMA max_page_count`; 0: SQLite's
+    /// default): writes beyond fail as on a full disk. For tests of what a full disk does.
+    pub fn limit_pages(&self, pages: i64) -> Result<()> {
+        let pages = if pages <= 0 { 4_294_967_294 } else { pages };
+        self.conn.pragma_update(None, "max_page_count", pages)?;
+        Ok(())
     }
 }
 
@@ -176,8 +193,19 @@ impl Backend for SqliteBackend {
         let tx = self.conn.transaction()?;
         {
             let mut chunk = tx.prepare_cached("INSERT OR REPLACE INTO chunks (meter_id, start, end, n, data) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+            // Late readings may come before the first one.
+            let mut first = tx.prepare_cached(
+                "UPDATE meters SET first_seen = ?2 WHERE id = ?1 AND first_seen > ?2",
+            )?;
             for c in &batch.chunks {
                 chunk.execute(params![c.meter, c.start, c.end, c.count, c.data])?;
+                first.execute(params![c.meter, c.start])?;
+            }
+            let mut suspect = tx.prepare_cached(
+                "INSERT OR IGNORE INTO suspect_readings (meter_id, ts, reason, data) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for x in &batch.suspects {
+                suspect.execute(params![x.meter, x.ts, x.reason, x.data])?;
             }
             let mut up = tx.prepare_cached(&upsert_sql())?;
             for ((meter, step, start), end, r) in &batch.rollups {
@@ -207,6 +235,39 @@ impl Backend for SqliteBackend {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn around(&mut self, meter: i64, from: i64, to: i64) -> Result<Around> {
+        // A chunk spans at most 15 minutes unless a gap is inside it: the chunks that
+        // start in the range or a little before, the two before, the one after.
+        let mut st = self.conn.prepare_cached(
+            "SELECT data FROM chunks WHERE meter_id = ?1 AND start BETWEEN ?2 - 86400 AND ?3 \
+             UNION ALL SELECT data FROM (SELECT data FROM chunks WHERE meter_id = ?1 AND start < ?2 - 86400 ORDER BY start DESC LIMIT 2) \
+             UNION ALL SELECT data FROM (SELECT data FROM chunks WHERE meter_id = ?1 AND start > ?3 ORDER BY start LIMIT 1)",
+        )?;
+        let mut all = vec![];
+        let mut rows = st.query(params![meter, from, to])?;
+        while let Some(r) = rows.next()? {
+            let data: Vec<u8> = r.get(0)?;
+            all.extend(decode_chunk(&data).context("a stored chunk is damaged")?);
+        }
+        all.sort_by_key(|s| s.ts);
+        all.dedup_by_key(|s| s.ts);
+        let lo = all.partition_point(|s| s.ts < from).saturating_sub(1);
+        let hi = (all.partition_point(|s| s.ts <= to) + 1).min(all.len());
+        let first: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT min(first_seen, coalesce((SELECT min(start) FROM chunks WHERE meter_id = ?1), first_seen)) FROM meters WHERE id = ?1",
+                [meter],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        Ok(Around {
+            stored: all.drain(lo..hi).collect(),
+            first,
+        })
     }
 
     fn delete_samples_before(&mut self, t: i64) -> Result<u64> {
@@ -292,6 +353,9 @@ impl StoreRead for SqliteReader {
             let samples = decode_chunk(&data).context("a stored chunk is damaged")?;
             out.extend(samples.into_iter().filter(|s| s.ts >= from && s.ts < to));
         }
+        // Chunks of late readings may overlap others.
+        out.sort_by_key(|s| s.ts);
+        out.dedup_by_key(|s| s.ts);
         Ok(out)
     }
 
