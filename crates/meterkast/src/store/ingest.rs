@@ -475,6 +475,9 @@ pub struct Ingestor<B: Backend> {
     late: Vec<(i64, Sample)>,
     /// Suspect readings to write at the next commit.
     suspects: Vec<SuspectRow>,
+    /// Shared store: the queued readings that arrived after a newer one of their
+    /// meter, whose registers must fit where their time puts them.
+    arrived_late: HashSet<(i64, i64)>,
     /// Meters whose clock is suspect now, with why.
     clock: BTreeMap<String, String>,
     clock_changes: u64,
@@ -625,6 +628,7 @@ impl<B: Backend> Ingestor<B> {
             unwritten: None,
             late: Vec::new(),
             suspects: Vec::new(),
+            arrived_late: HashSet::new(),
             clock: BTreeMap::new(),
             clock_changes: 0,
             stats: IngestStats::default(),
@@ -795,8 +799,12 @@ impl<B: Backend> Ingestor<B> {
         }
         let track = self.meters.get_mut(key).expect("known meter");
         let id = track.id;
+        let arrived_late = track.newest.is_some_and(|n| s.ts < n);
         track.newest = Some(track.newest.map_or(s.ts, |n| n.max(s.ts)));
         if self.shared {
+            if arrived_late {
+                self.arrived_late.insert((id, s.ts));
+            }
             // Only a reading equal to the committed baseline is surely stored already;
             // the rest is sorted out at commit, against the baselines stored by then.
             if track.last.as_ref().is_some_and(|l| l.ts == s.ts) {
@@ -1034,6 +1042,7 @@ impl<B: Backend> Ingestor<B> {
         let mut framed: HashSet<i64> = HashSet::new();
         let mut misfits: Vec<(i64, Sample)> = vec![];
         let mut suspects = std::mem::take(&mut self.suspects);
+        let arrived_late = std::mem::take(&mut self.arrived_late);
         let result = self.backend.commit_shared(&readings, &mut |locked| {
             stats = IngestStats::default();
             baselines.clear();
@@ -1064,14 +1073,23 @@ impl<B: Backend> Ingestor<B> {
                         misfits.push((id, s));
                     }
                 }
-                for (_, s) in group {
+                for (k, (_, s)) in group.iter().enumerate() {
                     if !new(s) {
                         stats.duplicates += 1;
                         continue;
                     }
                     // Newer than the baseline: its delta counts and it becomes the
-                    // baseline.
+                    // baseline, unless it came after newer readings and its registers
+                    // do not fit before theirs.
                     if last.as_ref().is_none_or(|l| s.ts > l.ts) {
+                        if arrived_late.contains(&(id, s.ts)) {
+                            let next = group[k + 1..].iter().map(|r| &r.1).find(|r| new(r));
+                            if !fits(last.as_ref(), s, next) {
+                                batch.suspects.push(SuspectRow::new(id, s, MISFIT));
+                                misfits.push((id, s.clone()));
+                                continue;
+                            }
+                        }
                         stats.stored += 1;
                         let d = deltas(last.as_ref(), s);
                         stats.refused_deltas += u64::from(d.refused);
@@ -1102,6 +1120,7 @@ impl<B: Backend> Ingestor<B> {
         });
         if let Err(e) = result {
             self.suspects.append(&mut suspects);
+            self.arrived_late = arrived_late;
             self.keep_for_retry(readings, updates);
             return Err(e);
         }

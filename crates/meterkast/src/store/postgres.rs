@@ -608,6 +608,11 @@ fn write_batch(tx: &mut impl GenericClient, batch: &WriteBatch) -> Result<()> {
             &[&meter, &ts],
         )
         .pg("removing suspect readings failed")?;
+        tx.execute(
+            "UPDATE meters m SET first_ts = (SELECT min(ts) FROM readings r WHERE r.meter_id = m.id) WHERE m.id = ANY($1)",
+            &[&meter],
+        )
+        .pg("updating meters failed")?;
     }
     if !batch.rollups.is_empty() {
         let rs = &batch.rollups;
