@@ -211,10 +211,7 @@ fn swaps(_dir: &Path, db: &Path) {
     let r = db.open_reader().unwrap();
     let meters = r.meters().unwrap();
     assert_eq!(meters.len(), 2);
-    assert_eq!(
-        r.samples(meters[0].id, t0, t0 + 3600).unwrap().len(),
-        7
-    );
+    assert_eq!(r.samples(meters[0].id, t0, t0 + 3600).unwrap().len(), 7);
     assert_eq!(meters[1].replaces, Some(meters[0].id));
     let day = |m| {
         r.rollups(m, Step::Day, t0, t0 + 86400).unwrap()[0]

@@ -221,6 +221,55 @@ fn late_data(dir: &Path, db: &Path) {
     }
 }
 
+/// A SQLite store whose baseline an older version set from a telegram dated 2099:
+/// storage goes on after a restart, from the latest plausible reading.
+#[test]
+fn a_baseline_stored_in_the_future_is_left_behind_on_start() {
+    let dir = tmpdir("poisoned");
+    let db = Location::Sqlite(dir.join("m.db"));
+    let rs = readings(day0(), 120);
+    let mut ing = open(&db);
+    feed(&mut ing, &bytes(&rs[..60]));
+    ing.commit().unwrap();
+    drop(ing);
+    // What an older version stored: the 2099 reading as a sample and as the baseline.
+    let c = rusqlite::Connection::open(dir.join("m.db")).unwrap();
+    let (state, data): (Vec<u8>, Vec<u8>) = {
+        let mut other = open(&Location::Sqlite(dir.join("other.db")));
+        feed(&mut other, &telegram("HD1", 4_070_908_800, rs[59].1 + 1));
+        other.release_held().unwrap();
+        other.commit().unwrap();
+        drop(other);
+        let o = rusqlite::Connection::open(dir.join("other.db")).unwrap();
+        o.query_row("SELECT data FROM suspect_readings", [], |r| {
+            Ok((r.get(0)?, r.get(0)?))
+        })
+        .unwrap()
+    };
+    c.execute("UPDATE meters SET state = ?1", [&state]).unwrap();
+    c.execute(
+        "INSERT INTO chunks (meter_id, start, end, n, data) SELECT id, 4070908800, 4070908800, 1, ?1 FROM meters",
+        [&data],
+    )
+    .unwrap();
+    drop(c);
+    let mut ing = open(&db);
+    let outcomes = feed(&mut ing, &bytes(&rs[60..]));
+    assert!(outcomes.iter().all(|o| *o == Outcome::Stored));
+    ing.commit().unwrap();
+    assert_eq!(ing.stats.stored, 60);
+    assert_eq!(
+        ing.stats.late, 0,
+        "newer than the plausible baseline, not late"
+    );
+    let (rollups, _) = contents(&db);
+    let fresh = contents(&in_order(&dir, &rs)).0;
+    assert_eq!(
+        rollups, fresh,
+        "counted as if the 2099 reading had never come"
+    );
+}
+
 /// The import command on the reproduction of the bug: 60 telegrams, one dated 2099,
 /// 60 more.
 #[test]

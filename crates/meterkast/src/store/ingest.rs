@@ -611,12 +611,29 @@ fn add_instant(pending: &mut Pending, meter: i64, s: &Sample) {
 impl<B: Backend> Ingestor<B> {
     /// Loads the known meters and their baselines from the backend.
     pub fn new(mut backend: B) -> Result<Self> {
-        let meters = backend
-            .load_meters()?
-            .into_iter()
-            .map(|m| (m.equipment_id, Track::new(m.id, m.last)))
-            .collect();
         let shared = backend.shared();
+        let now = crate::source::now();
+        let mut meters = HashMap::new();
+        for mut m in backend.load_meters()? {
+            // A baseline dated in the future (stored before clocks were checked) would
+            // make every later reading late: deltas go on from the latest plausible one.
+            if let (false, Some(l)) = (shared, &m.last) {
+                if l.ts > now + MAX_AHEAD {
+                    let before = backend.around(m.id, now, now)?.stored;
+                    let plausible = before.into_iter().rfind(|s| s.ts <= now + MAX_AHEAD);
+                    tracing::warn!(
+                        "meter {}: its stored baseline is dated {} (a clock gone wrong); deltas go on from {}",
+                        m.equipment_id,
+                        meterkast_codec::Timestamp(l.ts),
+                        plausible.as_ref().map_or("its next reading".to_string(), |p| {
+                            meterkast_codec::Timestamp(p.ts).to_string()
+                        })
+                    );
+                    m.last = plausible;
+                }
+            }
+            meters.insert(m.equipment_id, Track::new(m.id, m.last));
+        }
         Ok(Ingestor {
             backend,
             meters,
