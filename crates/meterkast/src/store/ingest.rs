@@ -379,9 +379,9 @@ const JUMP: i64 = 3600;
 fn human_span(s: i64) -> String {
     match s {
         ..=119 => format!("{s} s"),
-        ..=7199 => format!("{} min", s / 60),
-        ..=172_799 => format!("{} h", s / 3600),
-        ..=63_071_999 => format!("{} days", s / 86400),
+        120..=7199 => format!("{} min", s / 60),
+        7200..=172_799 => format!("{} h", s / 3600),
+        172_800..=63_071_999 => format!("{} days", s / 86400),
         _ => format!("{} years", s / 31_557_600),
     }
 }
