@@ -74,18 +74,7 @@ fn telegram(
 }
 
 fn ingest(ing: &mut Ingestor<AnyBackend>, bytes: &[u8]) -> Vec<Outcome> {
-    let mut d = Decoder::new();
-    d.push(bytes);
-    d.finish();
-    let mut out = vec![];
-    while let Some(ev) = d.next() {
-        let f = ev.expect("valid telegram");
-        out.push(
-            ing.add(incoming("test", &f.telegram, f.raw, 0, true))
-                .unwrap(),
-        );
-    }
-    out
+    support::ingest_telegrams(ing, bytes, None, true)
 }
 
 fn tmpdb(name: &str) -> Location {

@@ -12,35 +12,21 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 
-use meterkast::pipeline::incoming;
 use meterkast::store::calendar::{local_midnight, Step};
 use meterkast::store::ingest::{Ingestor, Outcome};
 use meterkast::store::sample::F;
 use meterkast::store::{AnyBackend, Location, RollupRow, Sample};
-use meterkast_codec::Decoder;
 
 use support::*;
 
 /// Feeds telegrams as an import does (no receive time).
 fn feed(ing: &mut Ingestor<AnyBackend>, bytes: &[u8]) -> Vec<Outcome> {
-    feed_at(ing, bytes, None)
+    ingest_telegrams(ing, bytes, None, false)
 }
 
 /// Feeds telegrams, as received live at `received` when given.
 fn feed_at(ing: &mut Ingestor<AnyBackend>, bytes: &[u8], received: Option<i64>) -> Vec<Outcome> {
-    let mut d = Decoder::new();
-    d.push(bytes);
-    d.finish();
-    let mut out = vec![];
-    while let Some(ev) = d.next() {
-        let f = ev.expect("valid telegram");
-        let inc = incoming("test", &f.telegram, f.raw, 0, false);
-        out.push(match received {
-            Some(r) => ing.add_at(inc, r).unwrap(),
-            None => ing.add(inc).unwrap(),
-        });
-    }
-    out
+    ingest_telegrams(ing, bytes, received, false)
 }
 
 fn open(db: &Location) -> Ingestor<AnyBackend> {

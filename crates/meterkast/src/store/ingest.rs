@@ -659,22 +659,16 @@ impl<B: Backend> Ingestor<B> {
 
     /// Takes one reading. Nothing is written until [`commit`](Self::commit).
     pub fn add(&mut self, inc: Incoming) -> Result<Outcome> {
-        self.add_ref(IncomingRef {
-            source: &inc.source,
-            meter: &inc.meter,
-            dialect: Cow::Owned(inc.dialect),
-            ts: inc.ts,
-            sample: inc.sample,
-            submeters: Arc::new(inc.submeters),
-            frame: inc.frame,
-            raw: inc.raw,
-            received: None,
-        })
+        self.add_owned(inc, None)
     }
 
     /// [`add`](Self::add) for a reading received live at `received` (unix seconds):
     /// a meter time more than [`MAX_AHEAD`] past it is a clock gone wrong.
     pub fn add_at(&mut self, inc: Incoming, received: i64) -> Result<Outcome> {
+        self.add_owned(inc, Some(received))
+    }
+
+    fn add_owned(&mut self, inc: Incoming, received: Option<i64>) -> Result<Outcome> {
         self.add_ref(IncomingRef {
             source: &inc.source,
             meter: &inc.meter,
@@ -684,7 +678,7 @@ impl<B: Backend> Ingestor<B> {
             submeters: Arc::new(inc.submeters),
             frame: inc.frame,
             raw: inc.raw,
-            received: Some(received),
+            received,
         })
     }
 
