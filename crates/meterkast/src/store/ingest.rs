@@ -723,8 +723,10 @@ impl<B: Backend> Ingestor<B> {
         // A meter time past the receive time (live) or past now (imports of what was
         // captured before) is a clock gone wrong, never a baseline.
         let now = crate::source::now();
+        // (A forwarded reading's receive time is the house box's clock: the later of
+        // it and this machine's decides, so a box clock behind suspects no meter.)
         let ahead = match inc.received {
-            Some(r) if s.ts > r.min(now) + MAX_AHEAD => Some(r.min(now)),
+            Some(r) if s.ts > r.max(now) + MAX_AHEAD => Some(r.max(now)),
             None if s.ts > now + MAX_AHEAD => Some(now),
             _ => None,
         };

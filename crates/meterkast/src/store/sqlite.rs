@@ -93,7 +93,14 @@ pub fn open(path: &Path) -> Result<Connection> {
         );
     }
     for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.unchecked_transaction()?;
+        // Several processes may open an older file at once (a daemon and a report):
+        // each migration runs under the write lock, once, whoever gets there first.
+        let tx =
+            rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)?;
+        let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if usize::try_from(now).unwrap_or(0) > i {
+            continue;
+        }
         tx.execute_batch(m)
             .with_context(|| format!("schema migration {} failed", i + 1))?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
@@ -399,4 +406,38 @@ impl StoreRead for SqliteReader {
 /// Looks up a single value, for tests and tools.
 pub fn scalar(conn: &Connection, sql: &str) -> Result<Option<i64>> {
     Ok(conn.query_row(sql, [], |r| r.get(0)).optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Processes opening a file of an older schema at once each get it upgraded, once.
+    #[test]
+    fn concurrent_opens_upgrade_an_older_file_once() {
+        let dir = std::env::temp_dir().join(format!("meterkast-migrate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("old.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let opened: Vec<_> = (0..6)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || open(&p).map(|_| ()))
+            })
+            .collect();
+        for t in opened {
+            t.join().unwrap().unwrap();
+        }
+        let c = open(&path).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
