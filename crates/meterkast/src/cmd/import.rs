@@ -127,13 +127,13 @@ pub fn run(args: ImportArgs) -> Result<i32> {
     );
     if st.late > 0 {
         line.push_str(&format!(
-            " ({} of the stored were older than stored ones: put in between, their periods' roll-ups recomputed)",
+            "; {} of the stored older than readings stored before (put in between, the roll-ups of their periods recomputed)",
             st.late
         ));
     }
     if st.suspect > 0 {
         line.push_str(&format!(
-            ", {} suspect (a meter clock far off: kept as such, not counted)",
+            "; {} suspect (a meter clock far off: kept as such, not counted)",
             st.suspect
         ));
     }
