@@ -66,6 +66,8 @@ pub fn run(args: ImportArgs) -> Result<i32> {
             .with_context(|| format!("cannot read {} (does it exist?)", f.display()))?
             .len();
     }
+    // Warnings such as a meter clock gone wrong go to stderr.
+    crate::cmd::run::init_logging();
     let db = Location::parse(&args.db)?;
     let backend = db.open_backend()?;
     let bar = ProgressBar::new(total_bytes);
@@ -110,6 +112,9 @@ pub fn run(args: ImportArgs) -> Result<i32> {
             import_sequential(&mut sink, &mut file, &name, received)?;
         }
     }
+    // Readings held to see what follows them: nothing does.
+    sink.ingestor.release_held()?;
+    sink.commit()?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     let st = &sink.ingestor.stats;
@@ -120,6 +125,18 @@ pub fn run(args: ImportArgs) -> Result<i32> {
         st.duplicates,
         sink.rejected.values().sum::<u64>()
     );
+    if st.late > 0 {
+        line.push_str(&format!(
+            "; {} of the stored older than readings stored before (put in between, the roll-ups of their periods recomputed)",
+            st.late
+        ));
+    }
+    if st.suspect > 0 {
+        line.push_str(&format!(
+            "; {} suspect (a meter clock far off: kept as such, not counted)",
+            st.suspect
+        ));
+    }
     if !sink.rejected.is_empty() {
         let mut causes: Vec<String> = sink
             .rejected
@@ -178,6 +195,7 @@ impl Sink {
             submeters: item.submeters,
             frame: None,
             raw: Vec::new(),
+            received: None,
         })?;
         self.since_commit += 1;
         Ok(())

@@ -400,6 +400,8 @@ fn writer(
     // The new readings in the open transaction, and their receive times (unix ms).
     let mut pending = 0u64;
     let mut received: Vec<i64> = Vec::new();
+    let mut failing = CommitTrouble::default();
+    let mut clock_changes = 0u64;
     loop {
         // Readings whose messages wait for an acknowledgement are committed sooner:
         // the broker holds back further messages until then.
@@ -416,18 +418,27 @@ fn writer(
         }) = got
         {
             let meter = inc.meter.clone();
-            match ing.add(inc) {
+            let added = match received_ms {
+                Some(ms) => ing.add_at(inc, ms.div_euclid(1000)),
+                None => ing.add(inc),
+            };
+            match added {
                 Ok(outcome) => {
                     // Acknowledged with the commit; a reading that could not be
                     // taken is not, so its message comes again.
                     acks.extend(ack);
-                    if outcome == crate::store::Outcome::Duplicate {
-                        metrics
-                            .duplicates
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    } else {
-                        pending += 1;
-                        received.extend(received_ms);
+                    match outcome {
+                        crate::store::Outcome::Duplicate => {
+                            metrics
+                                .duplicates
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        // Counted from the store's own statistics at commit.
+                        crate::store::Outcome::Suspect => {}
+                        crate::store::Outcome::Stored => {
+                            pending += 1;
+                            received.extend(received_ms);
+                        }
                     }
                     oldest_pending.get_or_insert_with(Instant::now);
                 }
@@ -439,6 +450,15 @@ fn writer(
             oldest_pending = None;
             match ing.commit() {
                 Ok(()) => {
+                    failing.recovered(&db, &metrics);
+                    metrics
+                        .suspect_readings
+                        .store(ing.stats.suspect, std::sync::atomic::Ordering::Relaxed);
+                    let (clock, changes) = ing.clock_trouble();
+                    if changes != clock_changes {
+                        clock_changes = changes;
+                        *metrics.suspect_meters.lock().expect("suspect lock") = clock.clone();
+                    }
                     metrics.commit(started.elapsed().as_micros() as u64);
                     acks.drain(..).for_each(|a| a.done());
                     let now = source::now_ms();
@@ -451,13 +471,13 @@ fn writer(
                     pending = 0;
                 }
                 Err(e) => {
-                    // Unacknowledged messages are delivered again. A PostgreSQL store
-                    // keeps what failed for the next try, a second from now.
+                    // The store keeps what failed (bounded) and writes it with the next
+                    // commit, soon; unacknowledged messages are delivered again and
+                    // then count once, as duplicates.
                     acks.clear();
                     oldest_pending = Some(Instant::now());
                     received.clear();
-                    pending = 0;
-                    tracing::error!("{db}: commit failed: {e:#} (is the disk full, or the database server away?)")
+                    failing.failed(&db, &metrics, &e);
                 }
             }
         }
@@ -474,6 +494,46 @@ fn writer(
         }
         if closed {
             break;
+        }
+    }
+}
+
+/// Failing commits, said at once in the log, then at most once a minute, and shown
+/// on `/healthz` and in `/metrics` until a commit works again.
+#[derive(Default)]
+struct CommitTrouble {
+    /// Failed commits since the last one that worked.
+    failed: u64,
+    /// When the log last said so.
+    logged: Option<Instant>,
+}
+
+impl CommitTrouble {
+    fn failed(&mut self, db: &Location, metrics: &Metrics, e: &anyhow::Error) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.failed += 1;
+        metrics.commit_failures.fetch_add(1, Relaxed);
+        *metrics.store_trouble.lock().expect("trouble lock") = Some(format!("{e:#}"));
+        if self
+            .logged
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            self.logged = Some(Instant::now());
+            tracing::error!(
+                "{db}: commit failed ({} in a row): {e:#} (is the disk full, or the database server away?); the readings are kept and written once it works",
+                self.failed
+            );
+        }
+    }
+
+    fn recovered(&mut self, db: &Location, metrics: &Metrics) {
+        if self.failed > 0 {
+            tracing::info!(
+                "{db}: commits work again after {} failed; the readings kept meanwhile are written",
+                self.failed
+            );
+            *metrics.store_trouble.lock().expect("trouble lock") = None;
+            *self = CommitTrouble::default();
         }
     }
 }

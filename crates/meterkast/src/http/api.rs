@@ -143,9 +143,22 @@ pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
         })
         .collect();
     let meters = s.latest.read().expect("latest lock").len();
-    Json(
-        json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "meters": meters, "sources": sources}),
-    )
+    let mut body = json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "meters": meters, "sources": sources});
+    if let Some(why) = s
+        .metrics
+        .store_trouble
+        .lock()
+        .expect("trouble lock")
+        .clone()
+    {
+        let reason = json!(format!("the store cannot write: {why}"));
+        body["status"] = json!("degraded");
+        match body["reasons"].as_array_mut() {
+            Some(all) => all.push(reason),
+            None => body["reasons"] = json!([reason]),
+        }
+    }
+    Json(body)
 }
 
 /// `GET /api/v1/now`: the latest reading of every meter.

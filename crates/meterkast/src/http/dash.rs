@@ -366,6 +366,10 @@ pub struct MeterStatus {
     pub last_reading: String,
     /// Seconds since then (by the meter's clock).
     pub age_seconds: i64,
+    /// Set while its clock is suspect: why (its readings are kept as suspect and not
+    /// counted until the clock is right again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_suspect: Option<String>,
 }
 
 /// `/api/v1/status`: everything the dashboard's Meter page shows.
@@ -406,6 +410,12 @@ pub async fn status(State(s): State<AppState>) -> Json<StatusResponse> {
             }
         })
         .collect();
+    let suspect = s
+        .metrics
+        .suspect_meters
+        .lock()
+        .expect("suspect lock")
+        .clone();
     let meters = s
         .latest
         .read()
@@ -415,6 +425,7 @@ pub async fn status(State(s): State<AppState>) -> Json<StatusResponse> {
             id: id.clone(),
             last_reading: ts(l.ts),
             age_seconds: now - l.ts,
+            clock_suspect: suspect.get(id).cloned(),
         })
         .collect();
     Json(StatusResponse {

@@ -20,6 +20,15 @@ pub struct Metrics {
     pub commit_max_micros: AtomicU64,
     /// Readings refused by the store as duplicates or late.
     pub duplicates: AtomicU64,
+    /// Store commits that failed (a full disk, the database server away); what they
+    /// held is written with a later commit.
+    pub commit_failures: AtomicU64,
+    /// Why the store cannot write now, while its commits fail.
+    pub store_trouble: std::sync::Mutex<Option<String>>,
+    /// Readings kept as suspect (a meter clock far ahead or behind): stored, not counted.
+    pub suspect_readings: AtomicU64,
+    /// Meters whose latest reading's clock is suspect, with why (for `/api/v1/status`).
+    pub suspect_meters: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
     /// Raw-bridge clients connected now.
     pub bridge_clients: AtomicU64,
     /// Raw-bridge clients dropped for being too slow.
@@ -150,6 +159,10 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
          meterkast_store_write_seconds_max {:.6}\n\
          # HELP meterkast_store_duplicates_total Readings dropped as duplicate or late.\n# TYPE meterkast_store_duplicates_total counter\n\
          meterkast_store_duplicates_total {}\n\
+         # HELP meterkast_store_commit_failures_total Store commits that failed (kept and retried).\n# TYPE meterkast_store_commit_failures_total counter\n\
+         meterkast_store_commit_failures_total {}\n\
+         # HELP meterkast_store_suspect_readings_total Readings kept as suspect (meter clock far off) and not counted in roll-ups.\n# TYPE meterkast_store_suspect_readings_total counter\n\
+         meterkast_store_suspect_readings_total {}\n\
          # HELP meterkast_bridge_clients Raw telegram bridge clients connected.\n# TYPE meterkast_bridge_clients gauge\n\
          meterkast_bridge_clients {}\n\
          # HELP meterkast_bridge_dropped_total Bridge clients dropped for being too slow.\n# TYPE meterkast_bridge_dropped_total counter\n\
@@ -167,6 +180,8 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         m.commit_micros.load(Ordering::Relaxed) as f64 / 1e6,
         m.commit_max_micros.load(Ordering::Relaxed) as f64 / 1e6,
         m.duplicates.load(Ordering::Relaxed),
+        m.commit_failures.load(Ordering::Relaxed),
+        m.suspect_readings.load(Ordering::Relaxed),
         m.bridge_clients.load(Ordering::Relaxed),
         m.bridge_dropped.load(Ordering::Relaxed),
         m.reports_written.load(Ordering::Relaxed),

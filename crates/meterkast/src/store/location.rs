@@ -110,6 +110,9 @@ impl Backend for AnyBackend {
     fn apply(&mut self, batch: &WriteBatch) -> Result<()> {
         each!(self, b => b.apply(batch))
     }
+    fn around(&mut self, meter: i64, from: i64, to: i64) -> Result<super::ingest::Around> {
+        each!(self, b => b.around(meter, from, to))
+    }
     fn delete_samples_before(&mut self, t: i64) -> Result<u64> {
         each!(self, b => b.delete_samples_before(t))
     }

@@ -15,7 +15,7 @@ use postgres::{Client, GenericClient, NoTls, Row};
 
 use super::calendar::Step;
 use super::ingest::{
-    Backend, Locked, MeterRow, MeterUpdate, NewMeter, Rollup, WriteBatch, EXTREMES, SUMS,
+    Around, Backend, Locked, MeterRow, MeterUpdate, NewMeter, Rollup, WriteBatch, EXTREMES, SUMS,
 };
 use super::sample::{decode_chunk, Sample, N};
 use super::{MeterInfo, RollupRow, StoreRead};
@@ -290,6 +290,17 @@ ALTER TABLE meter_frames SET (fillfactor = 50);
 ALTER TABLE rollups SET (fillfactor = 60);
 "#
         .to_string(),
+        // Readings whose time cannot be right, kept as such and never counted.
+        r#"
+CREATE TABLE IF NOT EXISTS suspect_readings (
+    meter_id BIGINT NOT NULL,
+    ts BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (meter_id, ts)
+);
+"#
+        .to_string(),
     ]
 }
 
@@ -536,20 +547,32 @@ fn insert_readings_unnest(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// The stored reading at each meter's `first_ts`, where retention left it.
-fn first_readings(tx: &mut impl GenericClient, meters: &[i64]) -> Result<HashMap<i64, Sample>> {
-    if meters.is_empty() {
-        return Ok(HashMap::new());
-    }
+/// What is stored around the readings of each meter that are older than its
+/// baseline: the readings in their time range and the one just before and after.
+fn around_readings(
+    tx: &mut impl GenericClient,
+    ranges: &[(i64, i64, i64)],
+    first_ts: &HashMap<i64, Option<i64>>,
+) -> Result<HashMap<i64, Around>> {
     let sql = format!(
-        "SELECT r.meter_id, r.ts, {} FROM meters m JOIN readings r ON r.meter_id = m.id AND r.ts = m.first_ts \
-         WHERE m.id = ANY($1)",
-        READING_COLUMNS.map(|c| format!("r.{c}")).join(",")
+        "SELECT ts, {cols} FROM readings WHERE meter_id = $1 AND ts >= coalesce((SELECT max(ts) FROM readings WHERE meter_id = $1 AND ts < $2), $2) \
+         AND ts <= coalesce((SELECT min(ts) FROM readings WHERE meter_id = $1 AND ts > $3), $3) ORDER BY ts",
+        cols = READING_COLUMNS.join(",")
     );
-    let rows = tx
-        .query(&sql, &[&meters])
-        .pg("cannot read earliest readings")?;
-    Ok(rows.iter().map(|r| (r.get(0), sample_of(r, 1))).collect())
+    let mut out = HashMap::new();
+    for &(m, from, to) in ranges {
+        let rows = tx
+            .query(&sql, &[&m, &from, &to])
+            .pg("cannot read the readings around late ones")?;
+        out.insert(
+            m,
+            Around {
+                stored: rows.iter().map(|r| sample_of(r, 0)).collect(),
+                first: first_ts.get(&m).copied().flatten(),
+            },
+        );
+    }
+    Ok(out)
 }
 
 /// A sample from a row's `ts` column at `at` and the reading columns after it.
@@ -566,6 +589,30 @@ fn sample_of(r: &Row, at: usize) -> Sample {
 fn write_batch(tx: &mut impl GenericClient, batch: &WriteBatch) -> Result<()> {
     if !batch.chunks.is_empty() {
         bail!("the PostgreSQL store keeps readings as rows, not chunks");
+    }
+    if !batch.suspects.is_empty() {
+        let xs = &batch.suspects;
+        let meter: Vec<i64> = xs.iter().map(|x| x.meter).collect();
+        let ts: Vec<i64> = xs.iter().map(|x| x.ts).collect();
+        let reason: Vec<&str> = xs.iter().map(|x| x.reason.as_str()).collect();
+        let data: Vec<&[u8]> = xs.iter().map(|x| x.data.as_slice()).collect();
+        tx.execute(
+            "INSERT INTO suspect_readings (meter_id, ts, reason, data) \
+             SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BYTEA[]) ON CONFLICT DO NOTHING",
+            &[&meter, &ts, &reason, &data],
+        )
+        .pg("storing suspect readings failed")?;
+        // A late reading found suspect in this commit was inserted with the others.
+        tx.execute(
+            "DELETE FROM readings r USING unnest($1::BIGINT[], $2::BIGINT[]) AS u(m, t) WHERE r.meter_id = u.m AND r.ts = u.t",
+            &[&meter, &ts],
+        )
+        .pg("removing suspect readings failed")?;
+        tx.execute(
+            "UPDATE meters m SET first_ts = (SELECT min(ts) FROM readings r WHERE r.meter_id = m.id) WHERE m.id = ANY($1)",
+            &[&meter],
+        )
+        .pg("updating meters failed")?;
     }
     if !batch.rollups.is_empty() {
         let rs = &batch.rollups;
@@ -750,6 +797,19 @@ impl Backend for PostgresBackend {
             .collect();
         let first_ts: HashMap<i64, Option<i64>> =
             rows.iter().map(|r| (r.get(0), r.get(2))).collect();
+        // The time range of each meter's readings older than its baseline.
+        let mut ranges: Vec<(i64, i64, i64)> = vec![];
+        for (m, s) in readings {
+            let base = baselines.get(m).and_then(|b| b.as_ref().map(|b| b.ts));
+            if base.is_none_or(|b| s.ts >= b) {
+                continue;
+            }
+            match ranges.last_mut() {
+                Some(r) if r.0 == *m => r.2 = s.ts,
+                _ => ranges.push((*m, s.ts, s.ts)),
+            }
+        }
+        let around = around_readings(&mut tx, &ranges, &first_ts)?;
         // The earliest reading of each meter in this commit (`readings` is sorted).
         let mut earliest: Vec<(i64, i64)> = vec![];
         for (m, s) in readings {
@@ -757,12 +817,6 @@ impl Backend for PostgresBackend {
                 earliest.push((*m, s.ts));
             }
         }
-        let older: Vec<i64> = earliest
-            .iter()
-            .filter(|(m, t)| first_ts.get(m).copied().flatten().is_some_and(|f| *t < f))
-            .map(|e| e.0)
-            .collect();
-        let first = first_readings(&mut tx, &older)?;
         let inserted = insert_readings(&mut tx, readings)?;
         let moved: Vec<(i64, i64)> = earliest
             .into_iter()
@@ -782,7 +836,7 @@ impl Backend for PostgresBackend {
         let batch = build(&Locked {
             baselines,
             inserted,
-            first,
+            around,
         });
         write_batch(&mut tx, &batch)?;
         tx.commit().pg("commit failed")

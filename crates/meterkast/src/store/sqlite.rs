@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::calendar::Step;
-use super::ingest::{Backend, MeterRow, NewMeter, Rollup, WriteBatch, EXTREMES, SUMS};
+use super::ingest::{Around, Backend, MeterRow, NewMeter, Rollup, WriteBatch, EXTREMES, SUMS};
 use super::sample::{decode_chunk, Sample};
 use super::{MeterInfo, RollupRow, StoreRead};
 
@@ -60,6 +60,15 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE suspect_readings (
+    meter_id INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (meter_id, ts)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Opens (creating if needed) a database file and brings its schema up to date.
@@ -84,7 +93,14 @@ pub fn open(path: &Path) -> Result<Connection> {
         );
     }
     for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.unchecked_transaction()?;
+        // Several processes may open an older file at once (a daemon and a report):
+        // each migration runs under the write lock, once, whoever gets there first.
+        let tx =
+            rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)?;
+        let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if usize::try_from(now).unwrap_or(0) > i {
+            continue;
+        }
         tx.execute_batch(m)
             .with_context(|| format!("schema migration {} failed", i + 1))?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
@@ -102,6 +118,14 @@ impl SqliteBackend {
     /// Opens the store for writing.
     pub fn open(path: &Path) -> Result<Self> {
         Ok(SqliteBackend { conn: open(path)? })
+    }
+
+    /// Limits the database to `pages` pages (`PRAGMA max_page_count`; 0: SQLite's
+    /// default): writes beyond fail as on a full disk. For tests of what a full disk does.
+    pub fn limit_pages(&self, pages: i64) -> Result<()> {
+        let pages = if pages <= 0 { 4_294_967_294 } else { pages };
+        self.conn.pragma_update(None, "max_page_count", pages)?;
+        Ok(())
     }
 }
 
@@ -176,8 +200,19 @@ impl Backend for SqliteBackend {
         let tx = self.conn.transaction()?;
         {
             let mut chunk = tx.prepare_cached("INSERT OR REPLACE INTO chunks (meter_id, start, end, n, data) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+            // Late readings may come before the first one.
+            let mut first = tx.prepare_cached(
+                "UPDATE meters SET first_seen = ?2 WHERE id = ?1 AND first_seen > ?2",
+            )?;
             for c in &batch.chunks {
                 chunk.execute(params![c.meter, c.start, c.end, c.count, c.data])?;
+                first.execute(params![c.meter, c.start])?;
+            }
+            let mut suspect = tx.prepare_cached(
+                "INSERT OR IGNORE INTO suspect_readings (meter_id, ts, reason, data) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for x in &batch.suspects {
+                suspect.execute(params![x.meter, x.ts, x.reason, x.data])?;
             }
             let mut up = tx.prepare_cached(&upsert_sql())?;
             for ((meter, step, start), end, r) in &batch.rollups {
@@ -207,6 +242,39 @@ impl Backend for SqliteBackend {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn around(&mut self, meter: i64, from: i64, to: i64) -> Result<Around> {
+        // A chunk spans at most 15 minutes unless a gap is inside it: the chunks that
+        // start in the range or a little before, the two before, the one after.
+        let mut st = self.conn.prepare_cached(
+            "SELECT data FROM chunks WHERE meter_id = ?1 AND start BETWEEN ?2 - 86400 AND ?3 \
+             UNION ALL SELECT data FROM (SELECT data FROM chunks WHERE meter_id = ?1 AND start < ?2 - 86400 ORDER BY start DESC LIMIT 2) \
+             UNION ALL SELECT data FROM (SELECT data FROM chunks WHERE meter_id = ?1 AND start > ?3 ORDER BY start LIMIT 1)",
+        )?;
+        let mut all = vec![];
+        let mut rows = st.query(params![meter, from, to])?;
+        while let Some(r) = rows.next()? {
+            let data: Vec<u8> = r.get(0)?;
+            all.extend(decode_chunk(&data).context("a stored chunk is damaged")?);
+        }
+        all.sort_by_key(|s| s.ts);
+        all.dedup_by_key(|s| s.ts);
+        let lo = all.partition_point(|s| s.ts < from).saturating_sub(1);
+        let hi = (all.partition_point(|s| s.ts <= to) + 1).min(all.len());
+        let first: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT min(first_seen, coalesce((SELECT min(start) FROM chunks WHERE meter_id = ?1), first_seen)) FROM meters WHERE id = ?1",
+                [meter],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        Ok(Around {
+            stored: all.drain(lo..hi).collect(),
+            first,
+        })
     }
 
     fn delete_samples_before(&mut self, t: i64) -> Result<u64> {
@@ -292,6 +360,9 @@ impl StoreRead for SqliteReader {
             let samples = decode_chunk(&data).context("a stored chunk is damaged")?;
             out.extend(samples.into_iter().filter(|s| s.ts >= from && s.ts < to));
         }
+        // Chunks of late readings may overlap others.
+        out.sort_by_key(|s| s.ts);
+        out.dedup_by_key(|s| s.ts);
         Ok(out)
     }
 
@@ -335,4 +406,38 @@ impl StoreRead for SqliteReader {
 /// Looks up a single value, for tests and tools.
 pub fn scalar(conn: &Connection, sql: &str) -> Result<Option<i64>> {
     Ok(conn.query_row(sql, [], |r| r.get(0)).optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Processes opening a file of an older schema at once each get it upgraded, once.
+    #[test]
+    fn concurrent_opens_upgrade_an_older_file_once() {
+        let dir = std::env::temp_dir().join(format!("meterkast-migrate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("old.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let opened: Vec<_> = (0..6)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || open(&p).map(|_| ()))
+            })
+            .collect();
+        for t in opened {
+            t.join().unwrap().unwrap();
+        }
+        let c = open(&path).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -59,6 +59,30 @@ pub fn telegram(id: &str, t: i64, wh: i64) -> Vec<u8> {
     v
 }
 
+/// Decodes telegrams and gives each to the store's ingestor as the daemon does (with
+/// the frame JSON when `with_frame`), as received live at `received` when given, else
+/// as an import does; returns what became of each.
+pub fn ingest_telegrams(
+    ing: &mut meterkast::store::Ingestor<meterkast::store::AnyBackend>,
+    bytes: &[u8],
+    received: Option<i64>,
+    with_frame: bool,
+) -> Vec<meterkast::store::Outcome> {
+    let mut d = meterkast_codec::Decoder::new();
+    d.push(bytes);
+    d.finish();
+    let mut out = vec![];
+    while let Some(ev) = d.next() {
+        let f = ev.expect("valid telegram");
+        let inc = meterkast::pipeline::incoming("test", &f.telegram, f.raw, 0, with_frame);
+        out.push(match received {
+            Some(r) => ing.add_at(inc, r).unwrap(),
+            None => ing.add(inc).unwrap(),
+        });
+    }
+    out
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
