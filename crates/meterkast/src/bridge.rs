@@ -13,9 +13,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::http::Metrics;
+use crate::listen::{Accepted, Guarded};
 
 /// Telegrams a client may lag behind before it is dropped.
 const CLIENT_QUEUE: usize = 1024;
+
+/// How long one telegram may wait for a client to take it before the client is dropped.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Binds the bridge; the returned future serves until shutdown.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
@@ -26,19 +30,29 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
 
 /// Serves clients: each gets its own bounded queue, filled from the broadcast of raw
 /// telegrams; a full queue drops that client.
+/// At most `max_connections` clients at once: more are closed as they connect.
 pub async fn serve(
     listener: TcpListener,
     telegrams: broadcast::Sender<Arc<[u8]>>,
     metrics: Arc<Metrics>,
+    max_connections: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut guarded = Guarded::new(
+        listener,
+        "telegram bridge",
+        max_connections,
+        metrics.listeners.clone(),
+        |l| &l.bridge,
+    );
     loop {
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = guarded.accept() => a,
             _ = shutdown.changed() => return,
         };
-        let Ok((mut sock, peer)) = accepted else {
-            continue;
+        let (mut sock, peer, slot) = match accepted {
+            Accepted::Conn(sock, peer, slot) => (sock, peer, slot),
+            Accepted::Refused(..) => continue,
         };
         let _ = sock.set_nodelay(true);
         let mut rx = telegrams.subscribe();
@@ -62,6 +76,7 @@ pub async fn serve(
         });
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut feeder = feeder;
             // Every wait also watches the feeder: when it gives up on this client (its
             // queue overflowed), a write stuck on a stalled socket is abandoned too.
@@ -73,7 +88,12 @@ pub async fn serve(
                 };
                 let Some(t) = t else { break false };
                 tokio::select! {
-                    r = sock.write_all(&t) => if r.is_err() { break false },
+                    r = tokio::time::timeout(WRITE_TIMEOUT, sock.write_all(&t)) => match r {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break false,
+                        // A client that takes nothing for that long is stalled.
+                        Err(_) => break true,
+                    },
                     r = &mut feeder => break r.unwrap_or(false),
                     _ = stop.changed() => break false,
                 }

@@ -8,6 +8,7 @@ pub mod cmd;
 pub mod config;
 pub mod http;
 pub mod json;
+pub mod listen;
 pub mod mdns;
 pub mod mqtt_url;
 pub mod pipeline;

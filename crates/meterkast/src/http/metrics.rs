@@ -40,6 +40,8 @@ pub struct Metrics {
     pub report_mail_failures: AtomicU64,
     /// Report mails waiting to be delivered.
     pub report_mail_pending: AtomicU64,
+    /// The HTTP and bridge listeners' connections, refusals, accept errors and timeouts.
+    pub listeners: std::sync::Arc<crate::listen::Listeners>,
 }
 
 /// The upper bounds of the commit latency buckets, seconds.
@@ -186,6 +188,7 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     m.commit_latency
         .render(&mut out, "meterkast_ingest_commit_latency_seconds");
     m.sql.render(&mut out);
+    m.listeners.render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

@@ -4,9 +4,11 @@
 pub mod api;
 pub mod auth;
 pub mod dash;
+pub mod guard;
 pub mod homewizard;
 pub mod live;
 pub mod metrics;
+pub mod serve;
 pub mod web;
 
 use std::collections::BTreeMap;
@@ -36,6 +38,10 @@ pub struct Latest {
     pub ts: i64,
 }
 
+/// Blocking database reads for short answers running at once; the rest wait their
+/// turn (a bounded share of the blocking pool, apart from the exports').
+const READS: usize = 16;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -58,6 +64,12 @@ pub struct AppState {
     pub homewizard: homewizard::HwSettings,
     /// The prices from the config file (prices edited in the dashboard win).
     pub prices: Option<crate::prices::Prices>,
+    /// Allowed host names and the listener's caps.
+    pub guard: guard::GuardSettings,
+    /// Places for exports streaming now (sized by `guard.max_exports`).
+    pub exports: Arc<tokio::sync::Semaphore>,
+    /// Database reads for short answers (dashboard, series): never taken by exports.
+    pub reads: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -79,7 +91,17 @@ impl AppState {
             shutdown,
             homewizard: homewizard::HwSettings::default(),
             prices: None,
+            guard: guard::GuardSettings::default(),
+            exports: Arc::new(tokio::sync::Semaphore::new(guard::DEFAULT_MAX_EXPORTS)),
+            reads: Arc::new(tokio::sync::Semaphore::new(READS)),
         }
+    }
+
+    /// Sets the guards' settings (and sizes the export places to them).
+    pub fn with_guard(mut self, guard: guard::GuardSettings) -> AppState {
+        self.exports = Arc::new(tokio::sync::Semaphore::new(guard.max_exports));
+        self.guard = guard;
+        self
     }
 
     /// Runs `f` with a pooled reader on the blocking pool.
@@ -87,9 +109,16 @@ impl AppState {
         &self,
         f: impl FnOnce(&dyn StoreRead) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
+        let permit = self
+            .reads
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         let pool = self.readers.clone();
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let reader = pool.lock().expect("reader pool").pop();
             let reader = match reader {
                 Some(r) => r,
@@ -197,6 +226,11 @@ pub fn router(state: AppState) -> Router<()> {
         .route("/healthz", get(api::healthz))
         .merge(open)
         .merge(protected)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check_host,
+        ))
+        .layer(axum::middleware::from_fn(guard::browser_headers))
         .with_state(state)
 }
 
