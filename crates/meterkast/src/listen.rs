@@ -32,6 +32,14 @@ pub struct ListenerMetrics {
     pub timeouts: AtomicU64,
 }
 
+/// A metric family: name, type, help, and where its value is.
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ListenerMetrics) -> &AtomicU64,
+);
+
 /// The counters of both listeners.
 #[derive(Debug, Default)]
 pub struct Listeners {
@@ -45,7 +53,7 @@ impl Listeners {
     /// Appends the Prometheus text.
     pub fn render(&self, out: &mut String) {
         let each = [("http", &self.http), ("bridge", &self.bridge)];
-        let families: [(&str, &str, &str, fn(&ListenerMetrics) -> &AtomicU64); 4] = [
+        let families: [Family; 4] = [
             (
                 "meterkast_listener_connections",
                 "gauge",

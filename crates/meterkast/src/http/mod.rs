@@ -9,6 +9,7 @@ pub mod homewizard;
 pub mod live;
 pub mod metrics;
 pub mod serve;
+pub mod stream;
 pub mod web;
 
 use std::collections::BTreeMap;
@@ -115,10 +116,22 @@ impl AppState {
             .acquire_owned()
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?;
+        self.read_unbudgeted(move |r| {
+            let _permit = permit;
+            f(r)
+        })
+        .await
+    }
+
+    /// [`read`](Self::read) outside the short reads' budget: for work bounded by a
+    /// budget of its own (exports).
+    pub async fn read_unbudgeted<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn StoreRead) -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
         let pool = self.readers.clone();
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
             let reader = pool.lock().expect("reader pool").pop();
             let reader = match reader {
                 Some(r) => r,
