@@ -38,6 +38,7 @@ use meterkast_codec::Timestamp;
         super::dash::baseload,
         super::dash::get_prices,
         super::dash::put_prices,
+        super::dash::patch_prices,
         super::dash::status,
         super::dash::power,
         super::live_doc,
@@ -86,8 +87,24 @@ pub(crate) fn ts(t: i64) -> String {
     Timestamp(t).to_string()
 }
 
-/// Reads an instant: RFC 3339, or a date `YYYY-MM-DD` for its local midnight.
+/// The first instant a parameter may name: 0000-01-01T00:00:00Z.
+const FIRST_INSTANT: i64 = -62_167_219_200;
+/// The last: 9999-12-31T23:59:59Z.
+const LAST_INSTANT: i64 = 253_402_300_799;
+
+/// Reads an instant: RFC 3339, or a date `YYYY-MM-DD` for its local midnight; only
+/// the years 0000 to 9999 (in UTC), which print as RFC 3339.
 pub(crate) fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
+    let t = parse_instant(name, s)?;
+    if !(FIRST_INSTANT..=LAST_INSTANT).contains(&t) {
+        return Err(ApiError::bad(format!(
+            "{name}={s} is outside the years 0000 to 9999 (UTC): ask for a time from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+        )));
+    }
+    Ok(t)
+}
+
+fn parse_instant(name: &str, s: &str) -> Result<i64, ApiError> {
     let b = s.as_bytes();
     if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
         let n = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u32>().ok());
@@ -811,6 +828,34 @@ pub(crate) fn attachment(stem: &str, ext: &str) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_outside_0000_to_9999_offsets_and_leap_seconds_are_refused() {
+        assert_eq!(ts(FIRST_INSTANT), "0000-01-01T00:00:00Z");
+        assert_eq!(ts(LAST_INSTANT), "9999-12-31T23:59:59Z");
+        for bad in [
+            "0000-01-01",
+            "0000-01-01T00:30:00+01:00",
+            "2026-03-29T00:00:00+99:99",
+            "2026-03-29T00:00:00+24:00",
+            "2026-03-29T00:00:00-00:60",
+            "2026-03-29T23:59:60Z",
+            "9999-12-31T23:59:59-01:00",
+        ] {
+            let e = parse_time("from", bad).expect_err(bad);
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
+            assert!(e.message.contains(bad), "{bad}: {}", e.message);
+        }
+        for good in [
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "2026-03-29T02:00:00+23:59",
+            "2026-03-29",
+        ] {
+            let t = parse_time("from", good).expect(good);
+            assert!(!ts(t).starts_with('-'), "{good}");
+        }
+    }
 
     #[test]
     fn attachment_names_are_header_safe_whatever_the_id() {

@@ -225,7 +225,9 @@ pub fn router(state: AppState) -> Router<()> {
         .route("/api/v1/baseload", get(dash::baseload))
         .route(
             "/api/v1/prices",
-            get(dash::get_prices).put(dash::put_prices),
+            get(dash::get_prices)
+                .put(dash::put_prices)
+                .patch(dash::patch_prices),
         )
         .route("/api/v1/status", get(dash::status))
         .route("/api/v1/power", get(dash::power))
