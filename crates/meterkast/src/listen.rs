@@ -47,6 +47,8 @@ pub struct Listeners {
     pub http: ListenerMetrics,
     /// The raw telegram bridge.
     pub bridge: ListenerMetrics,
+    /// Exports refused because every export place was taken.
+    pub exports_refused: AtomicU64,
 }
 
 impl Listeners {

@@ -95,7 +95,7 @@ export function barChart(box, opts) {
       for (const s of opts.stacks) {
         const i = document.createElement('span');
         const key = document.createElement('i');
-        key.style.background = s.color; // set from script: allowed by the CSP, unlike style=""
+        key.style.background = s.color; // set from script: the CSP allows this, unlike an inline style attribute
         i.append(key, s.label);
         lg.append(i);
       }

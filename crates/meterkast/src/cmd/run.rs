@@ -740,10 +740,7 @@ async fn serve(settings: Settings) -> Result<()> {
         tokio::spawn(crate::mdns::advertise(state.clone(), addr, stop_rx.clone()));
     }
     let app = http::router(state.clone());
-    let limits = http::serve::Limits {
-        max_connections: settings.guard.max_connections,
-        ..Default::default()
-    };
+    let limits = http::serve::Limits::from_settings(&settings.guard);
     let server = tokio::spawn(http::serve::serve(
         listener,
         app,

@@ -752,6 +752,10 @@ pub async fn export(
     };
     let (from, to) = range(&q, step, false)?;
     let Ok(place) = s.exports.clone().try_acquire_owned() else {
+        s.metrics
+            .listeners
+            .exports_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return Ok(stream::too_many_exports(s.guard.max_exports));
     };
     let m = resolve(&s, q.meter.clone()).await?;

@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
@@ -29,6 +30,14 @@ pub struct GuardArgs {
     /// Exports streaming at once; more get 429 with Retry-After [default: 4].
     #[arg(long, env = "MK_MAX_EXPORTS")]
     pub max_exports: Option<usize>,
+    /// Time a client has to send a request's headers, also how long an idle
+    /// keep-alive connection stays open [default: 10s].
+    #[arg(long, env = "MK_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub header_timeout: Option<Duration>,
+    /// Time an answer waits for a client that takes nothing before it is cut off
+    /// [default: 30s].
+    #[arg(long, env = "MK_WRITE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub write_timeout: Option<Duration>,
 }
 
 /// The merged settings.
@@ -40,7 +49,16 @@ pub struct GuardSettings {
     pub max_connections: usize,
     /// Concurrent exports.
     pub max_exports: usize,
+    /// Header (and keep-alive idle) timeout.
+    pub header_timeout: Duration,
+    /// Stalled-client timeout.
+    pub write_timeout: Duration,
 }
+
+/// Time for a request's headers unless configured otherwise.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time for a stalled client unless configured otherwise.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Exports streaming at once unless configured otherwise.
 pub const DEFAULT_MAX_EXPORTS: usize = 4;
@@ -51,6 +69,8 @@ impl Default for GuardSettings {
             allowed_hosts: Arc::default(),
             max_connections: crate::listen::DEFAULT_MAX_CONNECTIONS,
             max_exports: DEFAULT_MAX_EXPORTS,
+            header_timeout: HEADER_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
         }
     }
 }
@@ -81,6 +101,14 @@ impl GuardArgs {
                 .or(file.max_exports)
                 .unwrap_or(DEFAULT_MAX_EXPORTS)
                 .max(1),
+            header_timeout: self
+                .header_timeout
+                .unwrap_or(HEADER_TIMEOUT)
+                .max(Duration::from_millis(100)),
+            write_timeout: self
+                .write_timeout
+                .unwrap_or(WRITE_TIMEOUT)
+                .max(Duration::from_millis(100)),
         }
     }
 }

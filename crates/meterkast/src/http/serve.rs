@@ -30,12 +30,13 @@ pub struct Limits {
     pub write_timeout: Duration,
 }
 
-impl Default for Limits {
-    fn default() -> Limits {
+impl Limits {
+    /// The limits the guard settings give.
+    pub fn from_settings(g: &super::guard::GuardSettings) -> Limits {
         Limits {
-            max_connections: crate::listen::DEFAULT_MAX_CONNECTIONS,
-            header_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(30),
+            max_connections: g.max_connections,
+            header_timeout: g.header_timeout,
+            write_timeout: g.write_timeout,
         }
     }
 }

@@ -3,11 +3,10 @@
 //! [`CHUNK`] bytes that go through a two-chunk channel to the client. Memory per
 //! request stays at a window of rows plus a few chunks whatever the range, and a
 //! client that stops reading holds no blocking thread: it waits on the channel, and is
-//! cut off after [`SEND_TIMEOUT`].
+//! cut off after the write timeout (`--write-timeout`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -21,8 +20,6 @@ use crate::store::sample::{Sample, FIELDS};
 
 /// A chunk is sent once it holds this many bytes.
 pub const CHUNK: usize = 64 * 1024;
-/// How long a chunk may wait for the client before the answer is abandoned.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Raw readings are read this many seconds at a time (a stored chunk's span).
 const RAW_WINDOW: i64 = 900;
 /// Buckets are read this many seconds at a time (a month of quarter-hours).
@@ -110,13 +107,13 @@ struct Out {
 
 impl Out {
     /// Sends the buffer once it is a chunk (or always, with `force`); false when the
-    /// client is gone or has not taken anything for [`SEND_TIMEOUT`].
+    /// client is gone or has not taken anything for the write timeout.
     async fn flush(&mut self, force: bool) -> bool {
         if self.buf.is_empty() || (!force && self.buf.len() < CHUNK) {
             return true;
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buf));
-        match tokio::time::timeout(SEND_TIMEOUT, self.tx.send(chunk)).await {
+        match tokio::time::timeout(self.s.guard.write_timeout, self.tx.send(chunk)).await {
             Ok(Ok(())) => true,
             Ok(Err(_)) => false,
             Err(_) => {
@@ -128,7 +125,7 @@ impl Out {
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     "HTTP: a client took nothing for {} s; its answer is abandoned",
-                    SEND_TIMEOUT.as_secs()
+                    self.s.guard.write_timeout.as_secs_f64()
                 );
                 false
             }
