@@ -431,3 +431,82 @@ fn meter_ids_never_break_the_export_headers() {
 fn url_escape(s: &str) -> String {
     s.bytes().map(|b| format!("%{b:02X}")).collect()
 }
+
+/// A request with a body; status and body.
+fn send(port: u16, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or_default())
+}
+
+#[test]
+fn partial_prices_need_patch_and_odd_times_get_a_400() {
+    let dir = tmpdir("prices-patch");
+    let d = Daemon::start(&dir, &[quiet_source()], &[]);
+    let before = d.json("/api/v1/prices");
+    for body in ["{}", r#"{"gas_m3": 1.5}"#] {
+        let (status, j) = send(d.port, "PUT", "/api/v1/prices", body);
+        assert_eq!(status, 400, "{body}: {j}");
+        let e = j["error"].as_str().unwrap();
+        assert!(e.contains("import_kwh") && e.contains("PATCH"), "{e}");
+        assert_eq!(
+            e.contains("gas_m3"),
+            body == "{}",
+            "only what is missing: {e}"
+        );
+    }
+    assert_eq!(
+        d.json("/api/v1/prices"),
+        before,
+        "a refused PUT changes nothing"
+    );
+
+    let (status, j) = send(
+        d.port,
+        "PATCH",
+        "/api/v1/prices",
+        r#"{"gas_m3": 1.5, "import_kwh": [0.3, 0.2, 0.3, 0.2]}"#,
+    );
+    assert_eq!(status, 200, "{j}");
+    let mut want = before.clone();
+    want["gas_m3"] = 1.5.into();
+    want["import_kwh"] = serde_json::json!([0.3, 0.2, 0.3, 0.2]);
+    assert_eq!(j, want);
+    assert_eq!(
+        d.json("/api/v1/prices"),
+        want,
+        "the others kept, the change stored"
+    );
+    for bad in [
+        r#"{"gas_m3": -1}"#,
+        r#"{"nope": 1}"#,
+        r#"{"gas_m3": null}"#,
+        "[]",
+    ] {
+        let (status, j) = send(d.port, "PATCH", "/api/v1/prices", bad);
+        assert_eq!(status, 400, "{bad}: {j}");
+    }
+    assert_eq!(d.json("/api/v1/prices"), want);
+
+    for q in [
+        "from=2026-03-29T00:00:00%2B99:99",
+        "from=2026-03-29T23:59:60Z",
+        "from=0000-01-01",
+        "to=0000-01-01T00:00:00%2B01:00",
+    ] {
+        let (status, _, body) = fetch(d.port, &format!("/api/v1/series?{q}"), &[]);
+        assert_eq!(status, 400, "{q}: {body}");
+        assert!(!body.contains("-001-"), "{q}: {body}");
+    }
+    d.stop();
+}
