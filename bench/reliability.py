@@ -180,6 +180,23 @@ def probe_sse():
           f"daemon CPU {cpu / seconds * 100:.0f}% of a core, RSS {rss_mb():.1f} MB")
 
 
+def telegrams_within(port, seconds):
+    """Connects a reading client to the bridge; telegrams it got (up to 3) in `seconds`."""
+    c = socket.create_connection(("127.0.0.1", port), timeout=5)
+    got = b""
+    end = time.time() + seconds
+    while time.time() < end and got.count(b"!") < 3:
+        try:
+            d = c.recv(65536)
+        except socket.timeout:
+            break
+        if not d:
+            break
+        got += d
+    c.close()
+    return got.count(b"!")
+
+
 def probe_bridge():
     n = 1000
     socks, refused = [], 0
@@ -192,27 +209,26 @@ def probe_bridge():
             refused += 1
     time.sleep(2)
     cpu0, t0 = cpu_s(), time.time()
-    # A well-behaved client meanwhile still gets telegrams.
-    good = socket.create_connection(("127.0.0.1", BRIDGE), timeout=5)
-    got = b""
-    end = time.time() + 10
-    while time.time() < end and got.count(b"!") < 3:
-        try:
-            got += good.recv(65536)
-        except socket.timeout:
-            break
+    time.sleep(5)
     busy = (cpu_s() - cpu0) / (time.time() - t0) * 100
+    # A well-behaved client meanwhile: refused at the cap (closed at once).
+    first = telegrams_within(BRIDGE, 5)
     status = get("/healthz", timeout=10)[0]
     metrics = get("/metrics", timeout=10)[1].decode()
     open_ = [l for l in metrics.splitlines() if l.startswith("meterkast_listener_connections{listener=\"bridge\"}")]
     refused_m = [l for l in metrics.splitlines() if l.startswith("meterkast_listener_refused_total{listener=\"bridge\"}")]
-    for s in socks:
+    # Below the cap again, a new client is served while 400 stalled ones stay.
+    for s in socks[400:]:
         s.close()
-    good.close()
+    time.sleep(1)
+    second = telegrams_within(BRIDGE, 10)
+    for s in socks[:400]:
+        s.close()
     print(f"{n} stalled bridge clients ({len(socks)} connected, {refused} failed to connect): "
-          f"a new client got {got.count(b'!')} telegrams (or was refused at the cap: {len(got) == 0}); "
+          f"a new client got {first} telegrams (0: refused at the cap); "
           f"daemon CPU {busy:.0f}% of a core; /healthz {status}; {open_[0] if open_ else ''}; "
           f"{refused_m[0] if refused_m else ''}; RSS {rss_mb():.1f} MB")
+    print(f"with 400 stalled bridge clients left, a new client got {second} telegrams")
 
 
 def probe_slowloris():

@@ -15,26 +15,9 @@ use std::time::Duration;
 
 use support::*;
 
-/// A whole GET with headers over HTTP/1.0; status, response headers (lower-case
-/// names) and body.
+/// A whole GET with headers over HTTP/1.0; status, head and body.
 fn fetch(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("GET {path} HTTP/1.0\r\n");
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req.push_str("Host: localhost\r\n");
-    }
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let out = String::from_utf8_lossy(&out).into_owned();
-    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    (status, head.to_ascii_lowercase(), body.to_string())
+    get_head(port, path, headers)
 }
 
 /// The value of a Prometheus sample line `name` (with its labels), if present.

@@ -500,14 +500,7 @@ pub async fn series(
     let step = parse_step(q.step.as_deref())?;
     let (from, to) = range(&q, step, true)?;
     let m = resolve(&s, q.meter.clone()).await?;
-    let job = Job {
-        meter_id: m.id,
-        meter: m.equipment_id,
-        step,
-        from,
-        to,
-        shape: Shape::Series,
-    };
+    let job = Job::new(m, step, (from, to), Shape::Series);
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         stream::body(s, job, Budget::Reads, ()),
@@ -772,14 +765,7 @@ pub async fn export(
         ),
         ext,
     );
-    let job = Job {
-        meter_id: m.id,
-        meter: m.equipment_id,
-        step,
-        from,
-        to,
-        shape,
-    };
+    let job = Job::new(m, step, (from, to), shape);
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(ctype)),

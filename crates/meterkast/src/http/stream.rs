@@ -53,6 +53,25 @@ pub struct Job {
     pub shape: Shape,
 }
 
+impl Job {
+    /// A job for a meter.
+    pub fn new(
+        m: crate::store::MeterInfo,
+        step: Option<Step>,
+        range: (i64, i64),
+        shape: Shape,
+    ) -> Job {
+        Job {
+            meter_id: m.id,
+            meter: m.equipment_id,
+            step,
+            from: range.0,
+            to: range.1,
+            shape,
+        }
+    }
+}
+
 /// Whose database budget a streamed answer's reads come from.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Budget {
