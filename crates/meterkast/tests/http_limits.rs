@@ -493,3 +493,56 @@ fn partial_prices_need_patch_and_odd_times_get_a_400() {
     }
     d.stop();
 }
+
+#[test]
+fn connections_beyond_the_cap_get_503_and_the_bridge_closes_them() {
+    let dir = tmpdir("conn-cap");
+    let bridge = free_port();
+    let d = Daemon::run(
+        &dir,
+        &[
+            "--source".into(),
+            quiet_source(),
+            "--tcp-bridge".into(),
+            format!("127.0.0.1:{bridge}"),
+            "--max-connections".into(),
+            "4".into(),
+        ],
+        &[],
+    );
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(("127.0.0.1", d.port)).unwrap())
+        .collect();
+    wait_for("four connections open", 10, || {
+        let (status, _, body) = get_head(d.port, "/healthz", &[]);
+        status == 503 && body.contains("too many connections")
+    });
+    drop(held);
+    wait_for("room again", 20, || {
+        get_head(d.port, "/healthz", &[]).0 == 200
+    });
+    assert!(metric(
+        d.port,
+        "meterkast_listener_refused_total{listener=\"http\"}"
+    )
+    .is_some_and(|n| n >= 1.0));
+
+    let bridged: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(("127.0.0.1", bridge)).unwrap())
+        .collect();
+    wait_for("the bridge to count them", 10, || {
+        metric(
+            d.port,
+            "meterkast_listener_connections{listener=\"bridge\"}",
+        ) == Some(4.0)
+    });
+    let mut extra = TcpStream::connect(("127.0.0.1", bridge)).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let n = extra.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the fifth bridge client is closed");
+    drop(bridged);
+    d.stop();
+}

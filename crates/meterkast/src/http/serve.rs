@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
@@ -67,8 +67,21 @@ pub async fn serve(
         match accepted {
             Accepted::Refused(mut sock, _) => {
                 tokio::spawn(async move {
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(1), sock.write_all(BUSY)).await;
+                    // Answer, then take what the client sent (a little, briefly): closing
+                    // with its request unread would reset the connection before it
+                    // reads the answer.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                        sock.write_all(BUSY).await?;
+                        sock.shutdown().await?;
+                        let mut sink = [0u8; 4096];
+                        for _ in 0..16 {
+                            if sock.read(&mut sink).await? == 0 {
+                                break;
+                            }
+                        }
+                        Ok::<_, std::io::Error>(())
+                    })
+                    .await;
                 });
             }
             Accepted::Conn(sock, _peer, slot) => {
