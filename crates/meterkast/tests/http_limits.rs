@@ -515,7 +515,9 @@ fn connections_beyond_the_cap_get_503_and_the_bridge_closes_them() {
         .collect();
     wait_for("four connections open", 10, || {
         let (status, _, body) = get_head(d.port, "/healthz", &[]);
-        status == 503 && body.contains("too many connections")
+        status == 503
+            && serde_json::from_str::<serde_json::Value>(&body)
+                .is_ok_and(|j| j["error"].as_str().is_some_and(|e| e.contains("try again")))
     });
     drop(held);
     wait_for("room again", 20, || {

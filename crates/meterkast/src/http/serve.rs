@@ -41,8 +41,17 @@ impl Limits {
     }
 }
 
-/// The answer to a connection beyond the cap.
-const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: application/json\r\nContent-Length: 79\r\nConnection: close\r\n\r\n{\"error\":\"too many connections to meterkast at once; try again in a few seconds\"}";
+/// The body of the answer to a connection beyond the cap.
+const BUSY_BODY: &str =
+    r#"{"error":"too many connections to meterkast at once; try again in a few seconds"}"#;
+
+/// The whole answer to a connection beyond the cap.
+fn busy() -> String {
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BUSY_BODY}",
+        BUSY_BODY.len()
+    )
+}
 
 /// Serves `app` until `shutdown`, then lets open requests finish (up to 5 s).
 pub async fn serve(
@@ -71,7 +80,7 @@ pub async fn serve(
                     // with its request unread would reset the connection before it
                     // reads the answer.
                     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                        sock.write_all(BUSY).await?;
+                        sock.write_all(busy().as_bytes()).await?;
                         sock.shutdown().await?;
                         let mut sink = [0u8; 4096];
                         for _ in 0..16 {
