@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -80,15 +80,24 @@ pub async fn serve(
             let mut feeder = feeder;
             // Every wait also watches the feeder: when it gives up on this client (its
             // queue overflowed), a write stuck on a stalled socket is abandoned too.
+            // While waiting it also reads (and discards) what the client sends, so a
+            // client that hangs up frees its descriptor at once, not at the next
+            // telegram.
+            let (mut rd, mut wr) = sock.split();
+            let mut junk = [0u8; 512];
             let too_slow = loop {
                 let t = tokio::select! {
                     t = qrx.recv() => t,
                     r = &mut feeder => break r.unwrap_or(false),
                     _ = stop.changed() => break false,
+                    n = rd.read(&mut junk) => match n {
+                        Ok(0) | Err(_) => break false,
+                        Ok(_) => continue,
+                    },
                 };
                 let Some(t) = t else { break false };
                 tokio::select! {
-                    r = tokio::time::timeout(WRITE_TIMEOUT, sock.write_all(&t)) => match r {
+                    r = tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&t)) => match r {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => break false,
                         // A client that takes nothing for that long is stalled.

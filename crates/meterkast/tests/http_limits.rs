@@ -545,6 +545,13 @@ fn connections_beyond_the_cap_get_503_and_the_bridge_closes_them() {
     let mut buf = [0u8; 16];
     let n = extra.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "the fifth bridge client is closed");
+    // Clients that hang up free their places though no telegram comes to notice it.
     drop(bridged);
+    wait_for("the bridge to see them leave", 10, || {
+        metric(
+            d.port,
+            "meterkast_listener_connections{listener=\"bridge\"}",
+        ) == Some(0.0)
+    });
     d.stop();
 }
