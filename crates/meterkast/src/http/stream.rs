@@ -1,9 +1,10 @@
 //! Large answers (`/api/v1/series` and `/api/v1/export`) produced incrementally: the
-//! range is read in short windows, each formatted into chunks of at most
-//! [`CHUNK`] bytes that go through a two-chunk channel to the client. Memory per
-//! request stays at a window of rows plus a few chunks whatever the range, and a
-//! client that stops reading holds no blocking thread: it waits on the channel, and is
-//! cut off after the write timeout (`--write-timeout`).
+//! range is read in short windows (15 minutes of readings, a month of buckets), each
+//! read and formatted on the blocking pool into chunks of about [`CHUNK`] bytes that go
+//! through a two-chunk channel to the client. Memory per request stays at a window's
+//! text plus a few chunks whatever the range, and a client that stops reading holds no
+//! blocking thread: it waits on the channel, and is cut off after the write timeout
+//! (`--write-timeout`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -81,12 +82,6 @@ pub enum Budget {
     Export,
 }
 
-/// The rows of one window.
-enum Rows {
-    Buckets(Vec<Bucket>),
-    Samples(Vec<Sample>),
-}
-
 /// Starts producing `job` and returns the streaming body; `hold` (e.g. an export's
 /// place) is kept until the answer is complete or abandoned.
 pub fn body<H: Send + 'static>(s: AppState, job: Job, budget: Budget, hold: H) -> Body {
@@ -132,6 +127,12 @@ impl Out {
             return true;
         }
         let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.send(chunk).await
+    }
+
+    /// Sends one chunk; false when the client is gone or has not taken anything for
+    /// the write timeout.
+    async fn send(&mut self, chunk: Bytes) -> bool {
         match tokio::time::timeout(self.s.guard.write_timeout, self.tx.send(chunk)).await {
             Ok(Ok(())) => true,
             Ok(Err(_)) => false,
@@ -183,6 +184,9 @@ async fn produce(s: &AppState, job: &Job, budget: Budget, out: &mut Out) -> bool
         }
         Shape::JsonLines => {}
     }
+    if !out.flush(true).await {
+        return false;
+    }
     let mut first = true;
     let mut t = job.step.map_or(from, |st| st.bucket(from).0);
     while t < to {
@@ -190,38 +194,44 @@ async fn produce(s: &AppState, job: &Job, budget: Budget, out: &mut Out) -> bool
             None => (t + RAW_WINDOW).min(to),
             Some(st) => st.bucket((t + BUCKET_WINDOW).min(to) - 1).1,
         };
-        let step = job.step;
-        let read = move |r: &dyn crate::store::StoreRead| -> anyhow::Result<Rows> {
-            Ok(match step {
-                Some(st) => Rows::Buckets(buckets(r, id, st, t, end.min(to))?),
-                None => Rows::Samples(r.samples(id, t, end)?),
-            })
-        };
-        let rows = match budget {
-            Budget::Reads => s.read(read).await,
-            Budget::Export => s.read_unbudgeted(read).await,
-        };
-        let rows = match rows {
-            Ok(r) => r,
-            // Logged by ApiError; the client sees a broken answer.
-            Err(_) => return false,
-        };
-        match rows {
-            Rows::Buckets(bs) => {
-                for b in bs {
-                    write_bucket(&mut out.buf, &b, job.shape, &mut first);
-                    if !out.flush(false).await {
-                        return false;
+        let (step, shape, was_first) = (job.step, job.shape, first);
+        // Reading and formatting both run on the blocking pool: a large answer never
+        // keeps the runtime's threads from the live stream, the bridge and the store.
+        let read = move |r: &dyn crate::store::StoreRead| -> anyhow::Result<(Vec<Bytes>, bool)> {
+            let mut first = was_first;
+            let mut w = Window::default();
+            match step {
+                Some(st) => {
+                    for b in buckets(r, id, st, t, end.min(to))? {
+                        write_bucket(&mut w.buf, &b, shape, &mut first);
+                        w.cut(false);
+                    }
+                }
+                None => {
+                    for x in r.samples(id, t, end)? {
+                        write_sample(&mut w.buf, &x, shape, &mut first);
+                        w.cut(false);
                     }
                 }
             }
-            Rows::Samples(xs) => {
-                for x in xs {
-                    write_sample(&mut out.buf, &x, job.shape, &mut first);
-                    if !out.flush(false).await {
-                        return false;
-                    }
-                }
+            w.cut(true);
+            Ok((w.chunks, first))
+        };
+        let window = match budget {
+            Budget::Reads => s.read(read).await,
+            Budget::Export => s.read_unbudgeted(read).await,
+        };
+        let chunks = match window {
+            Ok((chunks, f)) => {
+                first = f;
+                chunks
+            }
+            // Logged by ApiError; the client sees a broken answer.
+            Err(_) => return false,
+        };
+        for c in chunks {
+            if !out.send(c).await {
+                return false;
             }
         }
         t = end;
@@ -230,6 +240,22 @@ async fn produce(s: &AppState, job: &Job, budget: Budget, out: &mut Out) -> bool
         out.buf.push_str("]}");
     }
     out.flush(true).await
+}
+
+/// One window's text, cut into chunks of about [`CHUNK`] bytes.
+#[derive(Default)]
+struct Window {
+    buf: String,
+    chunks: Vec<Bytes>,
+}
+
+impl Window {
+    /// Moves the text into a chunk once it is one (or whatever there is, with `all`).
+    fn cut(&mut self, all: bool) {
+        if self.buf.len() >= CHUNK || (all && !self.buf.is_empty()) {
+            self.chunks.push(Bytes::from(std::mem::take(&mut self.buf)));
+        }
+    }
 }
 
 fn separator(buf: &mut String, first: &mut bool) {
