@@ -6,7 +6,7 @@
 //! blocking thread: it waits on the channel, and is cut off after the write timeout
 //! (`--write-timeout`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -88,8 +88,10 @@ pub fn body<H: Send + 'static>(s: AppState, job: Job, budget: Budget, hold: H) -
     let (tx, rx) = mpsc::channel::<Bytes>(2);
     let done = Arc::new(AtomicBool::new(false));
     let finished = done.clone();
+    ACTIVE.fetch_add(1, Ordering::AcqRel);
     tokio::spawn(async move {
         let _hold = hold;
+        let _trim = TrimWhenLast;
         let mut out = Out {
             buf: String::new(),
             tx,
@@ -110,6 +112,25 @@ pub fn body<H: Send + 'static>(s: AppState, job: Job, budget: Budget, hold: H) -
         }
     });
     Body::from_stream(stream)
+}
+
+/// Streamed answers in progress.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Ends a streamed answer; the last one to end gives the allocator's free memory back
+/// to the system (glibc keeps freed memory of its per-thread arenas otherwise).
+struct TrimWhenLast;
+
+impl Drop for TrimWhenLast {
+    fn drop(&mut self) {
+        if ACTIVE.fetch_sub(1, Ordering::AcqRel) == 1 {
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            tokio::task::spawn_blocking(|| {
+                // SAFETY: malloc_trim only releases free memory; it is thread-safe.
+                unsafe { libc::malloc_trim(0) };
+            });
+        }
+    }
 }
 
 /// The output side: a buffer flushed to the channel in chunks.
