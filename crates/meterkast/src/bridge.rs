@@ -8,14 +8,18 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::http::Metrics;
+use crate::listen::{Accepted, Guarded};
 
 /// Telegrams a client may lag behind before it is dropped.
 const CLIENT_QUEUE: usize = 1024;
+
+/// How long one telegram may wait for a client to take it before the client is dropped.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Binds the bridge; the returned future serves until shutdown.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
@@ -26,19 +30,29 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
 
 /// Serves clients: each gets its own bounded queue, filled from the broadcast of raw
 /// telegrams; a full queue drops that client.
+/// At most `max_connections` clients at once: more are closed as they connect.
 pub async fn serve(
     listener: TcpListener,
     telegrams: broadcast::Sender<Arc<[u8]>>,
     metrics: Arc<Metrics>,
+    max_connections: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut guarded = Guarded::new(
+        listener,
+        "telegram bridge",
+        max_connections,
+        metrics.listeners.clone(),
+        |l| &l.bridge,
+    );
     loop {
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = guarded.accept() => a,
             _ = shutdown.changed() => return,
         };
-        let Ok((mut sock, peer)) = accepted else {
-            continue;
+        let (mut sock, peer, slot) = match accepted {
+            Accepted::Conn(sock, peer, slot) => (sock, peer, slot),
+            Accepted::Refused(..) => continue,
         };
         let _ = sock.set_nodelay(true);
         let mut rx = telegrams.subscribe();
@@ -62,18 +76,33 @@ pub async fn serve(
         });
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut feeder = feeder;
             // Every wait also watches the feeder: when it gives up on this client (its
             // queue overflowed), a write stuck on a stalled socket is abandoned too.
+            // While waiting it also reads (and discards) what the client sends, so a
+            // client that hangs up frees its descriptor at once, not at the next
+            // telegram.
+            let (mut rd, mut wr) = sock.split();
+            let mut junk = [0u8; 512];
             let too_slow = loop {
                 let t = tokio::select! {
                     t = qrx.recv() => t,
                     r = &mut feeder => break r.unwrap_or(false),
                     _ = stop.changed() => break false,
+                    n = rd.read(&mut junk) => match n {
+                        Ok(0) | Err(_) => break false,
+                        Ok(_) => continue,
+                    },
                 };
                 let Some(t) = t else { break false };
                 tokio::select! {
-                    r = sock.write_all(&t) => if r.is_err() { break false },
+                    r = tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&t)) => match r {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break false,
+                        // A client that takes nothing for that long is stalled.
+                        Err(_) => break true,
+                    },
                     r = &mut feeder => break r.unwrap_or(false),
                     _ = stop.changed() => break false,
                 }

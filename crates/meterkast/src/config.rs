@@ -63,6 +63,14 @@ pub struct FileConfig {
     pub auth_token: Option<String>,
     /// `user:password` for HTTP basic authentication.
     pub auth_basic: Option<String>,
+    /// Host names the API may be reached by besides IP addresses, localhost and this
+    /// machine's names (`["meterkast.example.org", "*.home.arpa"]`).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Connections open at most per listener (HTTP, telegram bridge; default 512).
+    pub max_connections: Option<usize>,
+    /// Exports streaming at once (default 4); more get 429.
+    pub max_exports: Option<usize>,
     /// The meter the HomeWizard-compatible API serves (default: the most recent).
     pub homewizard_meter: Option<String>,
     /// Whether the HomeWizard-compatible endpoints require authentication (default: no).

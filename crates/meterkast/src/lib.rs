@@ -9,6 +9,7 @@ pub mod config;
 pub mod evn_env;
 pub mod http;
 pub mod json;
+pub mod listen;
 pub mod mdns;
 pub mod mqtt_url;
 pub mod pipeline;

@@ -10,37 +10,38 @@ use crate::store::{Rollup, StoreRead};
 /// The settings key the store keeps edited prices under.
 pub const SETTINGS_KEY: &str = "prices";
 
-/// Fixed prices, in `currency` per unit.
+/// Fixed prices, in `currency` per unit. Every field is required in a `PUT` (the
+/// schema says so); `PATCH` takes any of them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Prices {
     /// ISO 4217 currency code.
-    #[schema(pattern = "^[A-Za-z]{3}$")]
+    #[schema(pattern = "^[A-Za-z]{3}$", required = true)]
     pub currency: String,
     /// Import per kWh for tariffs 1 to 4 (tariff 1 is the Dutch low/night tariff,
     /// Belgian day tariff; a meter without tariffs uses tariff 1's price).
-    #[schema(schema_with = per_tariff)]
+    #[schema(schema_with = per_tariff, required = true)]
     pub import_kwh: [f64; 4],
     /// Export (feed-in) compensation per kWh for tariffs 1 to 4.
-    #[schema(schema_with = per_tariff)]
+    #[schema(schema_with = per_tariff, required = true)]
     pub export_kwh: [f64; 4],
     /// Gas per m³.
-    #[schema(minimum = 0, maximum = 1000000)]
+    #[schema(minimum = 0, maximum = 1000000, required = true)]
     pub gas_m3: f64,
     /// Water per m³.
-    #[schema(minimum = 0, maximum = 1000000)]
+    #[schema(minimum = 0, maximum = 1000000, required = true)]
     pub water_m3: f64,
     /// Heat per GJ.
-    #[schema(minimum = 0, maximum = 1000000)]
+    #[schema(minimum = 0, maximum = 1000000, required = true)]
     pub heat_gj: f64,
     /// A fixed charge per day (standing charge, network fees).
-    #[schema(minimum = 0, maximum = 1000000)]
+    #[schema(minimum = 0, maximum = 1000000, required = true)]
     pub daily: f64,
     /// Capacity tariff per kW per year (the Belgian capacity tariff's rolling average).
-    #[schema(minimum = 0, maximum = 1000000)]
+    #[schema(minimum = 0, maximum = 1000000, required = true)]
     pub capacity_kw_year: f64,
     /// The least kW the capacity tariff charges (Fluvius: 2.5).
-    #[schema(minimum = 0, maximum = 1000000)]
+    #[schema(minimum = 0, maximum = 1000000, required = true)]
     pub capacity_min_kw: f64,
 }
 

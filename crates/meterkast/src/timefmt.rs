@@ -41,7 +41,11 @@ pub fn parse_rfc3339(s: &str) -> Result<Timestamp> {
     let offset = match b.get(i..) {
         Some(b"Z") | Some(b"z") => 0,
         Some([sign @ (b'+' | b'-'), _, _, b':', _, _]) => {
-            let o = i64::from(num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60);
+            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if oh > 23 || om > 59 {
+                return Err(bad());
+            }
+            let o = i64::from(oh * 3600 + om * 60);
             if *sign == b'+' {
                 o
             } else {
@@ -50,6 +54,10 @@ pub fn parse_rfc3339(s: &str) -> Result<Timestamp> {
         }
         _ => return Err(bad()),
     };
+    // A leap second (:60) is not a time an API or command line needs.
+    if civil.second > 59 {
+        return Err(bad());
+    }
     let t = civil.to_epoch().ok_or_else(bad)?;
     Ok(Timestamp(t - offset))
 }

@@ -80,6 +80,9 @@ pub struct RunArgs {
     /// HomeWizard-compatible API and mDNS.
     #[command(flatten)]
     pub homewizard: http::homewizard::HwArgs,
+    /// Allowed host names, connection and export caps.
+    #[command(flatten)]
+    pub guard: http::guard::GuardArgs,
     /// Publish readings to this MQTT broker: mqtt://user:pass@host:1883[/basetopic].
     #[arg(long, env = "MK_MQTT", hide_env_values = true)]
     pub mqtt: Option<String>,
@@ -175,6 +178,8 @@ pub struct Settings {
     pub auth: Auth,
     /// HomeWizard-compatible API and mDNS.
     pub homewizard: http::homewizard::HwSettings,
+    /// Allowed host names, connection and export caps.
+    pub guard: http::guard::GuardSettings,
     /// The MQTT output, if any.
     pub mqtt: Option<crate::sink::mqtt::MqttSettings>,
     /// Whether readings are stored (not in a forwarder without a database).
@@ -368,6 +373,7 @@ impl RunArgs {
             tcp_bridge,
             auth,
             homewizard: self.homewizard.settings(&file),
+            guard: self.guard.settings(&file),
             mqtt,
             sql,
             prices: file.prices.clone(),
@@ -690,7 +696,8 @@ async fn serve(settings: Settings) -> Result<()> {
         statuses,
         settings.auth.clone(),
         stop_rx.clone(),
-    );
+    )
+    .with_guard(settings.guard.clone());
     state.metrics = metrics.clone();
     state.homewizard = settings.homewizard.clone();
     state.prices = settings.prices.clone();
@@ -745,6 +752,7 @@ async fn serve(settings: Settings) -> Result<()> {
             bridge.expect("bound"),
             bridge_tx.clone(),
             metrics.clone(),
+            settings.guard.max_connections,
             stop_rx.clone(),
         ));
     }
@@ -828,14 +836,14 @@ async fn serve(settings: Settings) -> Result<()> {
         tokio::spawn(crate::mdns::advertise(state.clone(), addr, stop_rx.clone()));
     }
     let app = http::router(state.clone());
-    let mut http_stop = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.changed().await;
-            })
-            .await
-    });
+    let limits = http::serve::Limits::from_settings(&settings.guard);
+    let server = tokio::spawn(http::serve::serve(
+        listener,
+        app,
+        limits,
+        metrics.listeners.clone(),
+        stop_rx.clone(),
+    ));
 
     // The pipeline: frames in; store, latest, live stream and bridge out.
     let pipeline = {

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as J};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
+use super::stream::{self, Budget, Job, Shape};
 use super::{ApiError, AppState};
 use crate::store::calendar::{local_date, local_midnight, Step};
 use crate::store::{MeterInfo, RollupRow, StoreRead};
@@ -37,6 +38,7 @@ use meterkast_codec::Timestamp;
         super::dash::baseload,
         super::dash::get_prices,
         super::dash::put_prices,
+        super::dash::patch_prices,
         super::dash::status,
         super::dash::power,
         super::live_doc,
@@ -80,12 +82,29 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// An instant as RFC 3339 UTC.
 pub(crate) fn ts(t: i64) -> String {
     Timestamp(t).to_string()
 }
 
-/// Reads an instant: RFC 3339, or a date `YYYY-MM-DD` for its local midnight.
+/// The first instant a parameter may name: 0000-01-01T00:00:00Z.
+const FIRST_INSTANT: i64 = -62_167_219_200;
+/// The last: 9999-12-31T23:59:59Z.
+const LAST_INSTANT: i64 = 253_402_300_799;
+
+/// Reads an instant: RFC 3339, or a date `YYYY-MM-DD` for its local midnight; only
+/// the years 0000 to 9999 (in UTC), which print as RFC 3339.
 pub(crate) fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
+    let t = parse_instant(name, s)?;
+    if !(FIRST_INSTANT..=LAST_INSTANT).contains(&t) {
+        return Err(ApiError::bad(format!(
+            "{name}={s} is outside the years 0000 to 9999 (UTC): ask for a time from 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+        )));
+    }
+    Ok(t)
+}
+
+fn parse_instant(name: &str, s: &str) -> Result<i64, ApiError> {
     let b = s.as_bytes();
     if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
         let n = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u32>().ok());
@@ -337,7 +356,7 @@ impl Bucket {
         b
     }
 
-    fn csv_row(&self, out: &mut String) {
+    pub(crate) fn csv_row(&self, out: &mut String) {
         use std::fmt::Write;
         let o = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
         let vals = [
@@ -457,7 +476,7 @@ pub(crate) fn range(
 }
 
 /// Every bucket of `[from, to)`, filled from the stored roll-ups.
-fn buckets(
+pub(crate) fn buckets(
     r: &dyn StoreRead,
     meter: i64,
     step: Step,
@@ -481,7 +500,7 @@ fn buckets(
     Ok(out)
 }
 
-/// `GET /api/v1/series`.
+/// `GET /api/v1/series`: streamed, so memory stays small whatever the range.
 #[utoipa::path(get, path = "/api/v1/series", params(SeriesQuery), responses(
     (status = 200, body = SeriesResponse),
     (status = 400, body = ErrorBody, description = "Bad parameters"),
@@ -489,35 +508,17 @@ fn buckets(
 pub async fn series(
     State(s): State<AppState>,
     q: Result<Query<SeriesQuery>, QueryRejection>,
-) -> Result<Json<SeriesResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let q = query(q)?;
     let step = parse_step(q.step.as_deref())?;
     let (from, to) = range(&q, step, true)?;
     let m = resolve(&s, q.meter.clone()).await?;
-    let id = m.id;
-    let (b, readings) = match step {
-        Some(step) => (
-            Some(s.read(move |r| buckets(r, id, step, from, to)).await?),
-            None,
-        ),
-        None => {
-            let samples = s.read(move |r| r.samples(id, from, to)).await?;
-            let readings = samples
-                .iter()
-                .map(|x| RawReading {
-                    timestamp: ts(x.ts),
-                    reading: x.to_json(),
-                })
-                .collect();
-            (None, Some(readings))
-        }
-    };
-    Ok(Json(SeriesResponse {
-        meter: m.equipment_id,
-        step: step.map_or("raw", Step::name).to_string(),
-        buckets: b,
-        readings,
-    }))
+    let job = Job::new(m, step, (from, to), Shape::Series);
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        stream::body(s, job, Budget::Reads, ()),
+    )
+        .into_response())
 }
 
 /// The query of `/api/v1/peaks`.
@@ -738,10 +739,12 @@ pub async fn telegram(
         .into_response())
 }
 
-/// `GET /api/v1/export`: CSV or JSON Lines, streamed in constant memory.
+/// `GET /api/v1/export`: CSV or JSON Lines, streamed in constant memory; at most
+/// `--max-exports` at once.
 #[utoipa::path(get, path = "/api/v1/export", params(SeriesQuery), responses(
     (status = 200, description = "CSV (header line, then one line per bucket or reading) or JSON Lines"),
-    (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 429, body = ErrorBody, description = "Every export place is taken; see Retry-After")))]
 pub async fn export(
     State(s): State<AppState>,
     q: Result<Query<SeriesQuery>, QueryRejection>,
@@ -754,118 +757,129 @@ pub async fn export(
         f => return Err(ApiError::bad(format!("format={f}: use csv or json"))),
     };
     let (from, to) = range(&q, step, false)?;
-    let m = resolve(&s, q.meter.clone()).await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(4);
-    let db = s.db.clone();
-    let id = m.id;
-    tokio::task::spawn_blocking(move || {
-        let send = |chunk: String| tx.blocking_send(Ok(chunk)).is_ok();
-        let r = match db.open_reader() {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                return;
-            }
-        };
-        // Windows small enough to hold in memory: a day of readings or a month of buckets.
-        let window = if step.is_none() { 86_400 } else { 31 * 86_400 };
-        let mut buf = String::new();
-        if !json_lines {
-            buf = match step {
-                Some(_) => BUCKET_COLUMNS.join(","),
-                None => {
-                    let mut h = vec!["timestamp"];
-                    h.extend(crate::store::sample::FIELDS.iter().map(|f| f.name));
-                    h.join(",")
-                }
-            };
-            buf.push('\n');
-        }
-        let mut t = match step {
-            Some(st) => st.bucket(from).0,
-            None => from,
-        };
-        while t < to {
-            let mut end = (t + window).min(to);
-            if let Some(st) = step {
-                end = st.bucket(end - 1).1.min(st.bucket(to - 1).1);
-            }
-            match step {
-                Some(st) => match buckets(&*r, id, st, t, end.min(to)) {
-                    Ok(bs) => {
-                        for b in bs {
-                            if json_lines {
-                                buf.push_str(&serde_json::to_string(&b).unwrap_or_default());
-                                buf.push('\n');
-                            } else {
-                                b.csv_row(&mut buf);
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                        return;
-                    }
-                },
-                None => match r.samples(id, t, end) {
-                    Ok(samples) => {
-                        for x in samples {
-                            if json_lines {
-                                buf.push_str(
-                                    &json!({"timestamp": ts(x.ts), "reading": x.to_json()})
-                                        .to_string(),
-                                );
-                                buf.push('\n');
-                            } else {
-                                use std::fmt::Write;
-                                let _ = write!(buf, "{}", ts(x.ts));
-                                for (v, f) in x.v.iter().zip(crate::store::sample::FIELDS) {
-                                    match v {
-                                        Some(v) if f.name == "gas_timestamp" => {
-                                            let _ = write!(buf, ",{}", ts(*v));
-                                        }
-                                        Some(v) => {
-                                            let _ = write!(buf, ",{}", *v as f64 / f.scale);
-                                        }
-                                        None => buf.push(','),
-                                    }
-                                }
-                                buf.push('\n');
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                        return;
-                    }
-                },
-            }
-            if !buf.is_empty() && !send(std::mem::take(&mut buf)) {
-                return;
-            }
-            t = end;
-        }
-        if !buf.is_empty() {
-            send(buf);
-        }
-    });
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let (ctype, ext) = if json_lines {
-        ("application/x-ndjson", "jsonl")
-    } else {
-        ("text/csv; charset=utf-8", "csv")
+    let Ok(place) = s.exports.clone().try_acquire_owned() else {
+        s.metrics
+            .listeners
+            .exports_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Ok(stream::too_many_exports(s.guard.max_exports));
     };
-    let name = format!(
-        "attachment; filename=\"meterkast-{}-{}.{ext}\"",
-        m.equipment_id,
-        step.map_or("raw", Step::name)
+    let m = resolve(&s, q.meter.clone()).await?;
+    let (ctype, ext, shape) = if json_lines {
+        ("application/x-ndjson", "jsonl", Shape::JsonLines)
+    } else {
+        ("text/csv; charset=utf-8", "csv", Shape::Csv)
+    };
+    let disposition = attachment(
+        &format!(
+            "meterkast-{}-{}",
+            m.equipment_id,
+            step.map_or("raw", Step::name)
+        ),
+        ext,
     );
+    let job = Job::new(m, step, (from, to), shape);
     Ok((
         [
-            (header::CONTENT_TYPE, ctype.to_string()),
-            (header::CONTENT_DISPOSITION, name),
+            (header::CONTENT_TYPE, HeaderValue::from_static(ctype)),
+            (header::CONTENT_DISPOSITION, disposition),
         ],
-        Body::from_stream(stream),
+        stream::body(s, job, Budget::Export, place),
     )
         .into_response())
+}
+
+/// Characters kept as they are in an RFC 5987 `filename*` value.
+const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// A `Content-Disposition: attachment` for `stem.ext`, whatever characters the stem
+/// (a meter's id) holds: `filename` gets a plain ASCII form (anything else becomes
+/// `_`), and when that differs, `filename*` (RFC 6266) carries the name in UTF-8 with
+/// control characters left out.
+pub(crate) fn attachment(stem: &str, ext: &str) -> HeaderValue {
+    let plain: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut v = format!("attachment; filename=\"{plain}.{ext}\"");
+    if plain != stem {
+        let full: String = stem.chars().filter(|c| !c.is_control()).collect();
+        let enc = percent_encoding::utf8_percent_encode(&full, ATTR_CHAR);
+        v.push_str(&format!("; filename*=UTF-8''{enc}.{ext}"));
+    }
+    HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("attachment"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_outside_0000_to_9999_offsets_and_leap_seconds_are_refused() {
+        assert_eq!(ts(FIRST_INSTANT), "0000-01-01T00:00:00Z");
+        assert_eq!(ts(LAST_INSTANT), "9999-12-31T23:59:59Z");
+        for bad in [
+            "0000-01-01",
+            "0000-01-01T00:30:00+01:00",
+            "2026-03-29T00:00:00+99:99",
+            "2026-03-29T00:00:00+24:00",
+            "2026-03-29T00:00:00-00:60",
+            "2026-03-29T23:59:60Z",
+            "9999-12-31T23:59:59-01:00",
+        ] {
+            let e = parse_time("from", bad).expect_err(bad);
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
+            assert!(e.message.contains(bad), "{bad}: {}", e.message);
+        }
+        for good in [
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "2026-03-29T02:00:00+23:59",
+            "2026-03-29",
+        ] {
+            let t = parse_time("from", good).expect(good);
+            assert!(!ts(t).starts_with('-'), "{good}");
+        }
+    }
+
+    #[test]
+    fn attachment_names_are_header_safe_whatever_the_id() {
+        let v = |s: &str| attachment(s, "csv").to_str().unwrap().to_string();
+        assert_eq!(
+            v("meterkast-E0025-1h"),
+            "attachment; filename=\"meterkast-E0025-1h.csv\""
+        );
+        assert_eq!(
+            v("meterkast-a\u{1}b-raw"),
+            "attachment; filename=\"meterkast-a_b-raw.csv\"; filename*=UTF-8''meterkast-ab-raw.csv"
+        );
+        assert_eq!(
+            v("meterkast-ab\"c; x=1-1h"),
+            "attachment; filename=\"meterkast-ab_c__x_1-1h.csv\"; filename*=UTF-8''meterkast-ab%22c%3B%20x%3D1-1h.csv"
+        );
+        assert_eq!(
+            v("meterkast-zähler-1d"),
+            "attachment; filename=\"meterkast-z_hler-1d.csv\"; filename*=UTF-8''meterkast-z%C3%A4hler-1d.csv"
+        );
+        let long = "x\r\n".repeat(5000);
+        assert!(!v(&long).contains('\r'));
+    }
 }

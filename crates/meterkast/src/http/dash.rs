@@ -316,28 +316,88 @@ pub async fn get_prices(State(s): State<AppState>) -> Result<Json<Prices>, ApiEr
     Ok(Json(prices_now(&s).await?))
 }
 
-/// `PUT /api/v1/prices`: replaces the prices (fields left out keep their defaults);
-/// they are kept in the database and win over the config file from then on.
-#[utoipa::path(put, path = "/api/v1/prices", request_body = Prices, responses(
-    (status = 200, body = Prices, description = "The prices now in force"),
-    (status = 400, body = super::api::ErrorBody, description = "Not valid prices")))]
-pub async fn put_prices(
-    State(s): State<AppState>,
+/// The JSON object of a prices request body, or a 400 saying what to send.
+fn prices_body(
     body: Result<Json<serde_json::Value>, JsonRejection>,
-) -> Result<Json<Prices>, ApiError> {
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
     let bad = |why: String| {
         ApiError::bad(format!(
             "the body must be prices as a JSON object, like GET /api/v1/prices answers: {why}"
         ))
     };
     let Json(v) = body.map_err(|e| bad(e.body_text()))?;
-    if !v.is_object() {
-        let shown: String = v.to_string().chars().take(40).collect();
-        return Err(bad(format!("got {shown}")));
+    match v {
+        serde_json::Value::Object(m) => Ok(m),
+        other => {
+            let shown: String = other.to_string().chars().take(40).collect();
+            Err(bad(format!("got {shown}")))
+        }
     }
-    let p: Prices = serde_json::from_value(v).map_err(|e| bad(e.to_string()))?;
+}
+
+/// Checks and stores prices given as a complete object.
+async fn store_prices(
+    s: &AppState,
+    v: serde_json::Map<String, serde_json::Value>,
+) -> Result<Json<Prices>, ApiError> {
+    let p: Prices = serde_json::from_value(serde_json::Value::Object(v)).map_err(|e| {
+        ApiError::bad(format!(
+            "the body must be prices as a JSON object, like GET /api/v1/prices answers: {e}"
+        ))
+    })?;
     p.validate().map_err(|e| ApiError::bad(e.to_string()))?;
     s.read(move |r| p.save(r).map(|()| p)).await.map(Json)
+}
+
+/// `PUT /api/v1/prices`: replaces the prices; every field must be given (`PATCH`
+/// changes some). They are kept in the database and win over the config file from
+/// then on.
+#[utoipa::path(put, path = "/api/v1/prices", request_body = Prices, responses(
+    (status = 200, body = Prices, description = "The prices now in force"),
+    (status = 400, body = super::api::ErrorBody, description = "Not valid prices, or fields missing (named in the message)")))]
+pub async fn put_prices(
+    State(s): State<AppState>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<Prices>, ApiError> {
+    let v = prices_body(body)?;
+    let all = serde_json::to_value(Prices::default()).unwrap_or_default();
+    let missing: Vec<&str> = all
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.keys())
+        .filter(|k| !v.contains_key(*k))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::bad(format!(
+            "PUT replaces all prices: {} missing (send them too, or use PATCH to change some)",
+            missing.join(", ")
+        )));
+    }
+    store_prices(&s, v).await
+}
+
+/// `PATCH /api/v1/prices`: changes the fields given and keeps the others (a JSON
+/// merge patch, RFC 7396: a per-tariff list is replaced as a whole).
+#[utoipa::path(patch, path = "/api/v1/prices", request_body(content = Object, description = "Some of the fields of Prices"), responses(
+    (status = 200, body = Prices, description = "The prices now in force"),
+    (status = 400, body = super::api::ErrorBody, description = "Not valid prices")))]
+pub async fn patch_prices(
+    State(s): State<AppState>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<Prices>, ApiError> {
+    let v = prices_body(body)?;
+    let now = serde_json::to_value(prices_now(&s).await?).unwrap_or_default();
+    let mut merged = now.as_object().cloned().unwrap_or_default();
+    for (k, x) in v {
+        if x.is_null() {
+            return Err(ApiError::bad(format!(
+                "{k}: null cannot remove a price; give a number"
+            )));
+        }
+        merged.insert(k, x);
+    }
+    store_prices(&s, merged).await
 }
 
 /// A source as the status page shows it.

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub report_mail_failures: AtomicU64,
     /// Report mails waiting to be delivered.
     pub report_mail_pending: AtomicU64,
+    /// The HTTP and bridge listeners' connections, refusals, accept errors and timeouts.
+    pub listeners: std::sync::Arc<crate::listen::Listeners>,
 }
 
 /// The upper bounds of the commit latency buckets, seconds.
@@ -201,6 +203,16 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     m.commit_latency
         .render(&mut out, "meterkast_ingest_commit_latency_seconds");
     m.sql.render(&mut out);
+    m.listeners.render(&mut out);
+    let running = s.guard.max_exports - s.exports.available_permits().min(s.guard.max_exports);
+    let _ = write!(
+        out,
+        "# HELP meterkast_http_exports_running Exports streaming now (at most --max-exports).\n# TYPE meterkast_http_exports_running gauge\n\
+         meterkast_http_exports_running {running}\n\
+         # HELP meterkast_http_exports_refused_total Exports refused with 429, every place taken.\n# TYPE meterkast_http_exports_refused_total counter\n\
+         meterkast_http_exports_refused_total {}\n",
+        m.listeners.exports_refused.load(Ordering::Relaxed)
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

@@ -4,10 +4,13 @@
 pub mod api;
 pub mod auth;
 pub mod dash;
+pub mod guard;
 pub mod homewizard;
 pub mod hostwifi;
 pub mod live;
 pub mod metrics;
+pub mod serve;
+pub mod stream;
 pub mod web;
 
 use std::collections::BTreeMap;
@@ -37,6 +40,10 @@ pub struct Latest {
     pub ts: i64,
 }
 
+/// Blocking database reads for short answers running at once; the rest wait their
+/// turn (a bounded share of the blocking pool, apart from the exports').
+const READS: usize = 16;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -61,6 +68,12 @@ pub struct AppState {
     pub homewizard: homewizard::HwSettings,
     /// The prices from the config file (prices edited in the dashboard win).
     pub prices: Option<crate::prices::Prices>,
+    /// Allowed host names and the listener's caps.
+    pub guard: guard::GuardSettings,
+    /// Places for exports streaming now (sized by `guard.max_exports`).
+    pub exports: Arc<tokio::sync::Semaphore>,
+    /// Database reads for short answers (dashboard, series): never taken by exports.
+    pub reads: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -83,11 +96,40 @@ impl AppState {
             shutdown,
             homewizard: homewizard::HwSettings::default(),
             prices: None,
+            guard: guard::GuardSettings::default(),
+            exports: Arc::new(tokio::sync::Semaphore::new(guard::DEFAULT_MAX_EXPORTS)),
+            reads: Arc::new(tokio::sync::Semaphore::new(READS)),
         }
+    }
+
+    /// Sets the guards' settings (and sizes the export places to them).
+    pub fn with_guard(mut self, guard: guard::GuardSettings) -> AppState {
+        self.exports = Arc::new(tokio::sync::Semaphore::new(guard.max_exports));
+        self.guard = guard;
+        self
     }
 
     /// Runs `f` with a pooled reader on the blocking pool.
     pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn StoreRead) -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let permit = self
+            .reads
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        self.read_unbudgeted(move |r| {
+            let _permit = permit;
+            f(r)
+        })
+        .await
+    }
+
+    /// [`read`](Self::read) outside the short reads' budget: for work bounded by a
+    /// budget of its own (exports).
+    pub async fn read_unbudgeted<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn StoreRead) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -193,7 +235,9 @@ pub fn router(state: AppState) -> Router<()> {
         .route("/api/v1/baseload", get(dash::baseload))
         .route(
             "/api/v1/prices",
-            get(dash::get_prices).put(dash::put_prices),
+            get(dash::get_prices)
+                .put(dash::put_prices)
+                .patch(dash::patch_prices),
         )
         .route("/api/v1/status", get(dash::status))
         .route("/api/v1/power", get(dash::power))
@@ -207,6 +251,11 @@ pub fn router(state: AppState) -> Router<()> {
         .route("/healthz", get(api::healthz))
         .merge(open)
         .merge(protected)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check_host,
+        ))
+        .layer(axum::middleware::from_fn(guard::browser_headers))
         .with_state(state)
 }
 

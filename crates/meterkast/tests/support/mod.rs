@@ -229,9 +229,19 @@ pub fn import(db: &Path, file: &Path) {
 
 /// A GET with headers; the status code and body.
 pub fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let (status, _, body) = get_head(port, path, headers);
+    (status, body)
+}
+
+/// A GET with headers (a `Host: localhost` unless given); the status code, the
+/// response head with lower-case text, and the body.
+pub fn get_head(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n");
+    let mut req = format!("GET {path} HTTP/1.0\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str("Host: localhost\r\n");
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -241,10 +251,8 @@ pub fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String
     s.read_to_end(&mut out).unwrap();
     let out = String::from_utf8_lossy(&out).into_owned();
     let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_string());
-    (status, body)
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (status, head.to_ascii_lowercase(), body.to_string())
 }
 
 /// Any request with a body; the status, the headers (lowercased) and the body.
