@@ -4,6 +4,7 @@
 //! store, the ingest pipeline, and the JSON shapes other tools rely on.
 
 pub mod bridge;
+pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod http;
@@ -12,6 +13,7 @@ pub mod mdns;
 pub mod mqtt_url;
 pub mod pipeline;
 pub mod prices;
+pub mod redact;
 pub mod report;
 pub mod sim;
 pub mod sink;

@@ -27,7 +27,12 @@ use crate::store::Location;
 #[command(verbatim_doc_comment)]
 pub struct ReportCmdArgs {
     /// The database: a SQLite file, or a postgres://user@host/database URL.
-    #[arg(long, env = "MK_DB", default_value = "meterkast.db")]
+    #[arg(
+        long,
+        env = "MK_DB",
+        default_value = "meterkast.db",
+        hide_env_values = true
+    )]
     pub db: String,
     /// The day, YYYY-MM-DD (local calendar).
     #[arg(long, conflicts_with = "month", required_unless_present = "month")]

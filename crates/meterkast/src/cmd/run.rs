@@ -55,7 +55,12 @@ pub struct RunArgs {
     #[arg(long, env = "MK_HTTP")]
     pub http: Option<String>,
     /// A source URL; repeat for several meters.
-    #[arg(long = "source", env = "MK_SOURCE", value_delimiter = ',')]
+    #[arg(
+        long = "source",
+        env = "MK_SOURCE",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub sources: Vec<String>,
     /// A simulated meter feeding a fresh database: try meterkast without hardware.
     #[arg(long)]

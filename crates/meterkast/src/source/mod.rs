@@ -141,7 +141,10 @@ impl SourceSpec {
     /// `sim://dsmr5?seed=1&interval=1s`; each takes `key=` and `auth_key=`.
     pub fn parse(s: &str) -> Result<SourceSpec> {
         let url = Url::parse(s).with_context(|| {
-            format!("'{s}' is not a source URL (examples: serial:///dev/ttyUSB0, tcp://192.168.1.20:23, sim://dsmr5)")
+            format!(
+                "'{}' is not a source URL (examples: serial:///dev/ttyUSB0, tcp://192.168.1.20:23, sim://dsmr5)",
+                crate::redact::text(s)
+            )
         })?;
         let mut q: HashMap<String, String> = url
             .query_pairs()
@@ -276,7 +279,7 @@ impl SourceSpec {
             }
         };
         if let Some(k) = q.keys().next() {
-            bail!("{s}: unknown setting '{k}'");
+            bail!("{}: unknown setting '{k}'", crate::redact::text(s));
         }
         let mut name = url.clone();
         let _ = name.set_password(None);

@@ -1,0 +1,86 @@
+//! Secrets out of messages: every URL that an error, a log line, `/api/v1/status` or
+//! `/healthz` shows goes through here, parsed or not (a URL that failed to parse is
+//! exactly the one an error message repeats).
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// `scheme://user:` followed by a password up to the last `@` of the word.
+static USERINFO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@'"<>]*:)[^\s'"<>]*@"#)
+        .expect("userinfo pattern")
+});
+
+/// Query settings that hold secrets: passwords, tokens and meter keys.
+static SECRET_QUERY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?i)([?&](?:password|passwd|pass|pwd|token|access_token|api_key|secret|key|auth_key)=)[^&\s#'"<>]*"#,
+    )
+    .expect("query pattern")
+});
+
+/// The text with every URL's password (`scheme://user:PASSWORD@`) and every secret
+/// query value (`?password=`, `&key=`, `?token=` …) replaced by `***`. Works on whole
+/// messages and on URLs that are not valid URLs.
+pub fn text(s: &str) -> Cow<'_, str> {
+    if !s.contains("://") && !s.contains('=') {
+        return Cow::Borrowed(s);
+    }
+    let once = USERINFO.replace_all(s, "$1***@");
+    match SECRET_QUERY.replace_all(&once, "$1***") {
+        Cow::Borrowed(_) => once,
+        Cow::Owned(o) => Cow::Owned(o),
+    }
+}
+
+/// [`text`] as an owned string, for one URL.
+pub fn url(s: &str) -> String {
+    text(s).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_and_messages_are_replaced() {
+        for (given, want) in [
+            (
+                "mqtt://user:hunter2@127.0.0.1:notaport/x",
+                "mqtt://user:***@127.0.0.1:notaport/x",
+            ),
+            (
+                "postgres://u:s3cret@db:5432/m",
+                "postgres://u:***@db:5432/m",
+            ),
+            ("postgres://u:p@ss@db/m", "postgres://u:***@db/m"),
+            ("smtp://u:a/b@mail:587", "smtp://u:***@mail:587"),
+            (
+                "postgres://h/db?sslmode=require&password=hunter2",
+                "postgres://h/db?sslmode=require&password=***",
+            ),
+            (
+                "error: 'tcp://h:1?key=00112233' and mysql://root:pw@h/e failed",
+                "error: 'tcp://h:1?key=***' and mysql://root:***@h/e failed",
+            ),
+        ] {
+            assert_eq!(text(given), want, "{given}");
+        }
+    }
+
+    #[test]
+    fn text_without_secrets_is_unchanged() {
+        for s in [
+            "serial:///dev/ttyUSB0",
+            "mqtt://broker:1883/meters/+",
+            "mqtt://user@broker/x",
+            "retrying in 5 s",
+            "speed=max",
+        ] {
+            assert!(matches!(text(s), Cow::Borrowed(_)) || text(s) == s, "{s}");
+            assert_eq!(text(s), s);
+        }
+    }
+}
