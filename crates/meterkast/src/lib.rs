@@ -9,6 +9,7 @@ pub mod cmd;
 pub mod config;
 pub mod http;
 pub mod json;
+pub mod lograte;
 pub mod mdns;
 pub mod mqtt_url;
 pub mod pipeline;

@@ -40,6 +40,23 @@ pub fn url(s: &str) -> String {
     text(s).into_owned()
 }
 
+/// Standard error with every write passed through [`text`]: the log's writer, so no
+/// log line shows a password whatever it repeats (one write is one formatted line).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stderr;
+
+impl std::io::Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let line = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(text(&line).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

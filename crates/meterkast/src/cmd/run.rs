@@ -168,8 +168,9 @@ pub struct Settings {
     pub mqtt: Option<crate::sink::mqtt::MqttSettings>,
     /// Whether readings are stored (not in a forwarder without a database).
     pub store: bool,
-    /// No sources: the daemon serves a PostgreSQL store that other processes (ingest
-    /// workers) write, and follows the latest frames they store.
+    /// No sources: the daemon serves a store that is there (PostgreSQL that ingest
+    /// workers write, or a SQLite file of imported data), and follows the latest frames
+    /// others store in it.
     pub follow: bool,
     /// The forwarder, if any.
     pub forward: Option<crate::sink::forward::ForwardSettings>,
@@ -181,6 +182,8 @@ pub struct Settings {
     pub report: Option<crate::report::schedule::ReportSettings>,
     /// Prices from the config file (the dashboard's edits win).
     pub prices: Option<crate::prices::Prices>,
+    /// The store is the demo's temporary file: removed when the daemon stops.
+    pub temporary_db: bool,
 }
 
 impl RunArgs {
@@ -232,10 +235,22 @@ impl RunArgs {
         if self.demo && urls.is_empty() {
             urls.push("sim://dsmr5?seed=1&backfill=7d".into());
         }
-        // Without sources, a daemon on PostgreSQL serves what ingest workers store.
-        let follow = urls.is_empty() && ingest_url.is_none() && matches!(db, Location::Postgres(_));
-        if urls.is_empty() && ingest_url.is_none() && !follow {
-            bail!("no source given: add --source serial:///dev/ttyUSB0 (or tcp://bridge:23, ...), a config file with sources, or try --demo (to serve a PostgreSQL store that ingest workers write, give --db postgres://… alone)");
+        // Without sources, a daemon serves a store that is there: a PostgreSQL one that
+        // ingest workers write, or a SQLite file named on purpose (imported captures).
+        let no_source = urls.is_empty() && ingest_url.is_none();
+        let follow = no_source
+            && match &db {
+                Location::Postgres(_) => true,
+                Location::Sqlite(p) => {
+                    let named = self.db.is_some() || file.db.is_some();
+                    if named && !p.exists() {
+                        bail!("no source given, and {} does not exist: nothing to serve. Add --source serial:///dev/ttyUSB0 (or tcp://bridge:23, ...), or load captures first with meterkast import --db {} FILE", p.display(), p.display());
+                    }
+                    named
+                }
+            };
+        if no_source && !follow {
+            bail!("no source given: add --source serial:///dev/ttyUSB0 (or tcp://bridge:23, ...), a config file with sources, or try --demo (to serve a stored database alone, name it: --db meterkast.db or --db postgres://…)");
         }
         let sources = urls
             .iter()
@@ -347,6 +362,7 @@ impl RunArgs {
             mqtt,
             sql,
             prices: file.prices.clone(),
+            temporary_db: self.demo && self.db.is_none() && file.db.is_none(),
         })
     }
 }
@@ -462,7 +478,7 @@ pub fn init_logging() {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::redact::Stderr)
         .try_init();
 }
 
@@ -609,11 +625,16 @@ async fn serve(settings: Settings) -> Result<()> {
         keep_latest(&state, meters);
     }
     if settings.follow {
-        tracing::info!(
-            "no sources: serving {} as ingest workers write it (latest frames every {} s)",
-            settings.db,
-            FOLLOW_EVERY.as_secs()
-        );
+        match settings.db {
+            Location::Postgres(_) => tracing::info!(
+                "no sources: serving {} as ingest workers write it (latest frames every {} s)",
+                settings.db,
+                FOLLOW_EVERY.as_secs()
+            ),
+            Location::Sqlite(_) => {
+                tracing::info!("no source: serving the stored data only ({})", settings.db)
+            }
+        }
         tokio::spawn(follow_latest(state.clone(), stop_rx.clone()));
     }
 
@@ -843,11 +864,19 @@ async fn serve(settings: Settings) -> Result<()> {
     if let Some(t) = writer_thread {
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
-    if let (false, crate::store::Location::Sqlite(p)) = (settings.store, &settings.db) {
-        let _ = std::fs::remove_file(p);
+    // A forwarder's empty store and the demo's database are temporary files.
+    if let (true, Location::Sqlite(p)) = (!settings.store || settings.temporary_db, &settings.db) {
+        remove_sqlite_files(p);
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Removes a temporary SQLite file with its write-ahead log and shared memory.
+fn remove_sqlite_files(p: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+    }
 }
 
 #[cfg(test)]

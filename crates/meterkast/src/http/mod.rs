@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod dash;
+pub mod health;
 pub mod homewizard;
 pub mod live;
 pub mod metrics;
