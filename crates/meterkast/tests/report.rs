@@ -222,6 +222,16 @@ fn a_day_without_data_is_a_clear_picture_not_an_error() {
     );
     check_picture(&month, 1080);
     assert!(text.contains("no data stored for this month"), "{text}");
+    // The local day's bounds are named: the date is not a UTC day.
+    let out = report(
+        march(),
+        &["--date", "2026-03-10", "--out", month.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no data stored for 2026-03-10: the local day from 2026-03-10T00:00:00+01:00 to 2026-03-11T00:00:00+01:00"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
