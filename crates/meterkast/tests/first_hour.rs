@@ -382,3 +382,100 @@ fn secrets_are_read_from_file_variables() {
         "{err}"
     );
 }
+
+#[test]
+fn run_help_groups_its_flags_and_bare_meterkast_suggests_the_demo() {
+    let out = bin().args(["run", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let headings: Vec<&str> = help
+        .lines()
+        .filter(|l| !l.starts_with(' ') && l.ends_with(':'))
+        .collect();
+    for h in [
+        "Options:",
+        "Sources:",
+        "Store:",
+        "HTTP API and dashboard:",
+        "MQTT and Home Assistant:",
+        "Forwarder and ingest workers:",
+        "SQL history sink:",
+        "Reports:",
+    ] {
+        assert!(headings.contains(&h), "{h} missing in {headings:?}");
+    }
+    let options: Vec<&str> = help
+        .lines()
+        .skip_while(|l| *l != "Options:")
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .filter(|l| l.trim_start().starts_with('-'))
+        .collect();
+    assert!(options.len() <= 3, "ungrouped: {options:?}");
+
+    let out = bin().output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("meterkast run --demo"), "{err}");
+}
+
+#[test]
+fn the_first_db_mistakes_are_explained() {
+    let dir = tmpdir("first-db");
+    let text = dir.join("be.txt");
+    std::fs::write(&text, "1-0:1.8.1(000123.456*kWh)\n").unwrap();
+    let missing = dir.join("nonexistent/dir/x.db");
+    let cases: [(Vec<std::ffi::OsString>, &[&str]); 3] = [
+        (
+            vec![
+                "run".into(),
+                "--source".into(),
+                "sim://dsmr5".into(),
+                "--db".into(),
+                text.clone().into(),
+            ],
+            &[
+                "--db",
+                "be.txt",
+                "not a meterkast database",
+                "meterkast import",
+            ],
+        ),
+        (
+            vec![
+                "run".into(),
+                "--source".into(),
+                "sim://dsmr5".into(),
+                "--db".into(),
+                dir.clone().into(),
+            ],
+            &["is a folder", "meterkast.db"],
+        ),
+        (
+            vec![
+                "import".into(),
+                "--db".into(),
+                missing.clone().into(),
+                text.clone().into(),
+            ],
+            &["directory", "does not exist"],
+        ),
+    ];
+    for (args, want) in cases {
+        let out = bin()
+            .args(&args)
+            .args(
+                ["--http", "127.0.0.1:0"]
+                    .iter()
+                    .filter(|_| args[0] == "run"),
+            )
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        for w in want {
+            assert!(err.contains(w), "{args:?}: {w} not in {err}");
+        }
+    }
+    assert!(!dir.join("nonexistent").exists(), "the folder was created");
+}

@@ -41,21 +41,9 @@ pub struct RunArgs {
     /// A TOML configuration file (see meterkast.example.toml).
     #[arg(long, env = "MK_CONFIG")]
     pub config: Option<PathBuf>,
-    /// The store: a SQLite file, or a PostgreSQL database as
-    /// postgres://user:password@host:5432/database[?schema=NAME] (several `meterkast run`
-    /// may share one) [default: meterkast.db; with --demo a fresh temporary file].
-    #[arg(long, env = "MK_DB", hide_env_values = true)]
-    pub db: Option<String>,
-    /// Where files kept beside a PostgreSQL store go, such as the MQTT output's queue
-    /// (with SQLite they go next to the database file) [default: $STATE_DIRECTORY as
-    /// set by systemd, else the current folder].
-    #[arg(long, env = "MK_STATE_DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// Where the API and dashboard listen [default: 127.0.0.1:8080].
-    #[arg(long, env = "MK_HTTP")]
-    pub http: Option<String>,
     /// A source URL; repeat for several meters.
     #[arg(
+        help_heading = "Sources",
         long = "source",
         env = "MK_SOURCE",
         value_delimiter = ',',
@@ -63,72 +51,144 @@ pub struct RunArgs {
     )]
     pub sources: Vec<String>,
     /// A simulated meter feeding a fresh database: try meterkast without hardware.
-    #[arg(long)]
+    #[arg(help_heading = "Sources", long)]
     pub demo: bool,
+    /// The store: a SQLite file, or a PostgreSQL database as
+    /// postgres://user:password@host:5432/database[?schema=NAME] (several `meterkast run`
+    /// may share one) [default: meterkast.db; with --demo a fresh temporary file].
+    #[arg(help_heading = "Store", long, env = "MK_DB", hide_env_values = true)]
+    pub db: Option<String>,
+    /// Where files kept beside a PostgreSQL store go, such as the MQTT output's queue
+    /// (with SQLite they go next to the database file) [default: $STATE_DIRECTORY as
+    /// set by systemd, else the current folder].
+    #[arg(help_heading = "Store", long, env = "MK_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Where the API and dashboard listen [default: 127.0.0.1:8080].
+    #[arg(help_heading = "HTTP API and dashboard", long, env = "MK_HTTP")]
+    pub http: Option<String>,
     /// Days of full-resolution readings to keep [default: 31]; roll-ups are kept forever.
-    #[arg(long, env = "MK_RETENTION_DAYS")]
+    #[arg(help_heading = "Store", long, env = "MK_RETENTION_DAYS")]
     pub retention_days: Option<u32>,
     /// Serve every raw telegram to TCP clients (for Home Assistant's DSMR integration,
     /// Domoticz, dsmr_parser...), e.g. 0.0.0.0:2000.
-    #[arg(long, env = "MK_TCP_BRIDGE")]
+    #[arg(help_heading = "Raw telegram bridge", long, env = "MK_TCP_BRIDGE")]
     pub tcp_bridge: Option<String>,
     /// Require this bearer token on the API (Authorization: Bearer TOKEN).
-    #[arg(long, env = "MK_AUTH_TOKEN", hide_env_values = true)]
+    #[arg(
+        help_heading = "HTTP API and dashboard",
+        long,
+        env = "MK_AUTH_TOKEN",
+        hide_env_values = true
+    )]
     pub auth_token: Option<String>,
     /// Require HTTP basic authentication, given as user:password.
-    #[arg(long, env = "MK_AUTH_BASIC", hide_env_values = true)]
+    #[arg(
+        help_heading = "HTTP API and dashboard",
+        long,
+        env = "MK_AUTH_BASIC",
+        hide_env_values = true
+    )]
     pub auth_basic: Option<String>,
     /// HomeWizard-compatible API and mDNS.
     #[command(flatten)]
     pub homewizard: http::homewizard::HwArgs,
     /// Publish readings to this MQTT broker: mqtt://user:pass@host:1883[/basetopic].
-    #[arg(long, env = "MK_MQTT", hide_env_values = true)]
+    #[arg(
+        help_heading = "MQTT and Home Assistant",
+        long,
+        env = "MK_MQTT",
+        hide_env_values = true
+    )]
     pub mqtt: Option<String>,
     /// What to publish, a comma list of meterkast, fields, evn, dsmr-reader, raw
     /// [default: meterkast,fields].
-    #[arg(long, env = "MK_MQTT_FORMAT", value_delimiter = ',')]
+    #[arg(
+        help_heading = "MQTT and Home Assistant",
+        long,
+        env = "MK_MQTT_FORMAT",
+        value_delimiter = ','
+    )]
     pub mqtt_format: Vec<String>,
     /// Home Assistant's discovery prefix; empty disables discovery [default: homeassistant].
-    #[arg(long, env = "MK_MQTT_DISCOVERY_PREFIX")]
+    #[arg(
+        help_heading = "MQTT and Home Assistant",
+        long,
+        env = "MK_MQTT_DISCOVERY_PREFIX"
+    )]
     pub mqtt_discovery_prefix: Option<String>,
     /// Publish at most once per interval (e.g. 10s), averaging power, voltage and current.
-    #[arg(long, env = "MK_MQTT_INTERVAL")]
+    #[arg(
+        help_heading = "MQTT and Home Assistant",
+        long,
+        env = "MK_MQTT_INTERVAL"
+    )]
     pub mqtt_interval: Option<String>,
     /// The MQTT client id [default: meterkast-PID].
-    #[arg(long, env = "MK_MQTT_CLIENT_ID")]
+    #[arg(
+        help_heading = "MQTT and Home Assistant",
+        long,
+        env = "MK_MQTT_CLIENT_ID"
+    )]
     pub mqtt_client_id: Option<String>,
     /// The base topic [default: the URL's path, else meterkast].
-    #[arg(long, env = "MK_MQTT_BASE_TOPIC")]
+    #[arg(
+        help_heading = "MQTT and Home Assistant",
+        long,
+        env = "MK_MQTT_BASE_TOPIC"
+    )]
     pub mqtt_base_topic: Option<String>,
     /// Forward every frame exactly as received (MQTT 5, QoS 1, queued on disk while
     /// the broker is away): mqtt://[user:pass@]broker[:port]/meters/{meter}. Without
     /// --db nothing is stored here.
-    #[arg(long, env = "MK_FORWARD", hide_env_values = true)]
+    #[arg(
+        help_heading = "Forwarder and ingest workers",
+        long,
+        env = "MK_FORWARD",
+        hide_env_values = true
+    )]
     pub forward: Option<String>,
     /// The forwarder's on-disk queue [default: DB.forward-queue next to a SQLite file,
     /// else STATE_DIR/meterkast.forward-queue].
-    #[arg(long, env = "MK_FORWARD_QUEUE")]
+    #[arg(
+        help_heading = "Forwarder and ingest workers",
+        long,
+        env = "MK_FORWARD_QUEUE"
+    )]
     pub forward_queue: Option<PathBuf>,
     /// Take frames forwarded by --forward boxes from a shared MQTT 5 subscription and
     /// store them: mqtt://[user:pass@]broker[:port]/meters/+. Start several workers
     /// with the same group to share the load.
-    #[arg(long, env = "MK_INGEST", hide_env_values = true)]
+    #[arg(
+        help_heading = "Forwarder and ingest workers",
+        long,
+        env = "MK_INGEST",
+        hide_env_values = true
+    )]
     pub ingest: Option<String>,
     /// The shared subscription's group ($share/GROUP/...) [default: meterkast].
-    #[arg(long, env = "MK_INGEST_GROUP")]
+    #[arg(
+        help_heading = "Forwarder and ingest workers",
+        long,
+        env = "MK_INGEST_GROUP"
+    )]
     pub ingest_group: Option<String>,
     /// The ingest worker's MQTT client id; keep it across restarts so the broker keeps
     /// what the worker has not stored [default: meterkast-HOSTNAME-GROUP].
-    #[arg(long, env = "MK_INGEST_CLIENT_ID")]
+    #[arg(
+        help_heading = "Forwarder and ingest workers",
+        long,
+        env = "MK_INGEST_CLIENT_ID"
+    )]
     pub ingest_client_id: Option<String>,
     /// Per-meter keys for --ingest (TOML: [[meter]] id = "..." key = "..." auth_key = "...").
-    #[arg(long, env = "MK_KEYS")]
+    #[arg(help_heading = "Forwarder and ingest workers", long, env = "MK_KEYS")]
     pub keys: Option<PathBuf>,
     /// Also write every reading to a MariaDB/MySQL or PostgreSQL table, and one row per
     /// meter and interval to a second one (tables created if missing):
     /// mysql://user:password@host:3306/database (or mariadb://),
     /// postgres://user:password@host:5432/database; repeat for several.
     #[arg(
+        help_heading = "SQL history sink",
         long = "sql-sink",
         env = "MK_SQL_SINK",
         value_delimiter = ',',
@@ -137,10 +197,10 @@ pub struct RunArgs {
     pub sql_sinks: Vec<String>,
     /// The SQL history table, optionally schema.table [default: meter_readings]; the
     /// interval table gets a suffix (meter_readings_5min).
-    #[arg(long, env = "MK_SQL_TABLE")]
+    #[arg(help_heading = "SQL history sink", long, env = "MK_SQL_TABLE")]
     pub sql_table: Option<String>,
     /// The interval table's bucket, from 1m to 24h [default: 5m].
-    #[arg(long, env = "MK_SQL_INTERVAL")]
+    #[arg(help_heading = "SQL history sink", long, env = "MK_SQL_INTERVAL")]
     pub sql_interval: Option<String>,
     /// Daily and monthly reports.
     #[command(flatten)]
