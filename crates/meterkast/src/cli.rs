@@ -52,37 +52,29 @@ fn hide_env_values(c: clap::Command) -> clap::Command {
 /// The `MK_…` variables of flags that can hold a secret (those defined with
 /// `hide_env_values`): each may instead be read from a file named by `NAME_FILE`.
 pub fn secret_env_vars() -> Vec<String> {
-    fn walk(c: &clap::Command, out: &mut Vec<String>) {
-        for a in c.get_arguments() {
-            if let (true, Some(e)) = (a.is_hide_env_values_set(), a.get_env()) {
-                out.push(e.to_string_lossy().into_owned());
-            }
-        }
-        for s in c.get_subcommands() {
-            walk(s, out);
-        }
-    }
-    let mut out = Vec::new();
-    walk(&Cli::command(), &mut out);
-    out.sort();
-    out.dedup();
-    out
+    env_names(clap::Arg::is_hide_env_values_set)
 }
 
 /// Every `MK_…` variable any flag reads.
 pub fn env_vars() -> Vec<String> {
-    fn walk(c: &clap::Command, out: &mut Vec<String>) {
+    env_names(|_| true)
+}
+
+/// The environment variables of every argument of every subcommand that `keep` keeps.
+fn env_names(keep: fn(&clap::Arg) -> bool) -> Vec<String> {
+    fn walk(c: &clap::Command, keep: fn(&clap::Arg) -> bool, out: &mut Vec<String>) {
         out.extend(
             c.get_arguments()
+                .filter(|a| keep(a))
                 .filter_map(|a| a.get_env())
                 .map(|e| e.to_string_lossy().into_owned()),
         );
         for s in c.get_subcommands() {
-            walk(s, out);
+            walk(s, keep, out);
         }
     }
     let mut out = Vec::new();
-    walk(&Cli::command(), &mut out);
+    walk(&Cli::command(), keep, &mut out);
     out.sort();
     out.dedup();
     out

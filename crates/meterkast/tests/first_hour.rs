@@ -16,6 +16,14 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_meterkast"))
 }
 
+/// Runs `c`, checks it exits with status 2, and gives its stderr.
+fn exit_2(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{c:?}: {err}");
+    err
+}
+
 fn log_of(dir: &Path, d: &Daemon) -> String {
     std::fs::read_to_string(dir.join(format!("daemon-{}.log", d.port))).unwrap_or_default()
 }
@@ -122,13 +130,7 @@ fn a_sqlite_store_is_served_without_a_source() {
     d.stop();
 
     // Not a store that is there: still the advice to name a source.
-    let out = bin()
-        .args(["run", "--db"])
-        .arg(dir.join("typo.db"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = exit_2(bin().args(["run", "--db"]).arg(dir.join("typo.db")));
     assert!(
         err.contains("does not exist") && err.contains("--source"),
         "{err}"
@@ -309,9 +311,7 @@ fn errors_never_repeat_a_password() {
             "x.png",
         ],
     ] {
-        let out = bin().args(&args).current_dir(&dir).output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let err = exit_2(bin().args(&args).current_dir(&dir));
         assert!(!err.contains("hunter2"), "{args:?}: {err}");
     }
     // At run time too: the log, /healthz and /api/v1/status.
@@ -359,24 +359,20 @@ fn secrets_are_read_from_file_variables() {
         "the file's value, without its newline, is the database"
     );
 
-    let out = bin()
-        .arg("import")
-        .arg(&capture)
-        .env("MK_DB_FILE", &secret)
-        .env("MK_DB", db.display().to_string())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = exit_2(
+        bin()
+            .arg("import")
+            .arg(&capture)
+            .env("MK_DB_FILE", &secret)
+            .env("MK_DB", db.display().to_string()),
+    );
     assert!(err.contains("both MK_DB and MK_DB_FILE are set"), "{err}");
 
-    let out = bin()
-        .args(["run", "--demo"])
-        .env("MK_AUTH_TOKEN_FILE", dir.join("missing"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = exit_2(
+        bin()
+            .args(["run", "--demo"])
+            .env("MK_AUTH_TOKEN_FILE", dir.join("missing")),
+    );
     assert!(
         err.contains("MK_AUTH_TOKEN_FILE") && err.contains("cannot read"),
         "{err}"
@@ -412,9 +408,7 @@ fn run_help_groups_its_flags_and_bare_meterkast_suggests_the_demo() {
         .collect();
     assert!(options.len() <= 3, "ungrouped: {options:?}");
 
-    let out = bin().output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
+    let err = exit_2(&mut bin());
     assert!(err.contains("meterkast run --demo"), "{err}");
 }
 
@@ -461,17 +455,13 @@ fn the_first_db_mistakes_are_explained() {
         ),
     ];
     for (args, want) in cases {
-        let out = bin()
-            .args(&args)
-            .args(
+        let err = exit_2(
+            bin().args(&args).args(
                 ["--http", "127.0.0.1:0"]
                     .iter()
                     .filter(|_| args[0] == "run"),
-            )
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            ),
+        );
         assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
         for w in want {
             assert!(err.contains(w), "{args:?}: {w} not in {err}");
