@@ -9,7 +9,7 @@ use regex::Regex;
 
 /// `scheme://user:` followed by a password up to the last `@` of the word.
 static USERINFO: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@'"<>]*:)[^\s'"<>]*@"#)
+    Regex::new(r#"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@'"<>]*:)([^\s'"<>]*)@"#)
         .expect("userinfo pattern")
 });
 
@@ -28,7 +28,13 @@ pub fn text(s: &str) -> Cow<'_, str> {
     if !s.contains("://") && !s.contains('=') {
         return Cow::Borrowed(s);
     }
-    let once = USERINFO.replace_all(s, "$1***@");
+    let once = USERINFO.replace_all(s, |c: &regex::Captures<'_>| {
+        // The placeholders of the advice messages give nothing away.
+        match &c[2] {
+            p @ ("password" | "pass" | "***") => format!("{}{p}@", &c[1]),
+            _ => format!("{}***@", &c[1]),
+        }
+    });
     match SECRET_QUERY.replace_all(&once, "$1***") {
         Cow::Borrowed(_) => once,
         Cow::Owned(o) => Cow::Owned(o),
@@ -73,6 +79,10 @@ mod tests {
                 "postgres://u:***@db:5432/m",
             ),
             ("postgres://u:p@ss@db/m", "postgres://u:***@db/m"),
+            (
+                "h:x: bad port; use postgres://user:password@host:5432/database",
+                "h:x: bad port; use postgres://user:password@host:5432/database",
+            ),
             ("smtp://u:a/b@mail:587", "smtp://u:***@mail:587"),
             (
                 "postgres://h/db?sslmode=require&password=hunter2",
