@@ -138,13 +138,15 @@ fn a_sqlite_store_is_served_without_a_source() {
     assert!(!dir.join("typo.db").exists());
 }
 
-/// A TCP "bridge" that sends `bytes` then one good telegram, and stays open.
-fn serve_once(bytes: Vec<u8>) -> u16 {
+/// A TCP "bridge" that sends `bytes`, then one good telegram when told to, and stays
+/// open.
+fn serve_once(bytes: Vec<u8>, go: std::sync::mpsc::Receiver<()>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         let _ = s.write_all(&bytes);
+        let _ = go.recv();
         let _ = s.write_all(&telegram("FIRST3", t0(), 42));
         std::thread::sleep(Duration::from_secs(120));
     });
@@ -169,11 +171,28 @@ fn a_flood_of_bad_frames_writes_a_bounded_log_whose_counts_add_up() {
             bytes.push(x as u8);
         }
     }
-    let port = serve_once(bytes);
+    let (go, wait) = std::sync::mpsc::channel();
+    let port = serve_once(bytes, wait);
     let d = Daemon::start(&dir, &[format!("tcp://127.0.0.1:{port}")], &[]);
+    // Nothing but rejected frames: the source delivers nothing.
+    wait_for("the flood to be read", 60, || {
+        d.json("/healthz")["sources"][0]["rejected"]["checksum"].as_u64() >= Some(20_000)
+    });
+    let h = d.json("/healthz");
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert!(
+        h["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("every frame rejected"),
+        "{h}"
+    );
+    go.send(()).unwrap();
     wait_for("the good telegram after the flood", 60, || {
         d.json("/healthz")["sources"][0]["accepted"].as_u64() == Some(1)
     });
+    // A source that delivers again is no reason for degraded.
+    assert_eq!(d.json("/healthz")["status"], "ok");
     let rejected = d.json("/healthz")["sources"][0]["rejected"].clone();
     let total: u64 = rejected
         .as_object()

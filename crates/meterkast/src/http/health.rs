@@ -21,13 +21,30 @@ pub fn reasons(s: &AppState) -> Vec<String> {
     out
 }
 
-/// A source whose link is down by a failure (cannot open the port, connection
-/// refused, silent too long): it delivers nothing.
+/// How long a source may send only frames that are rejected before it counts as not
+/// delivering.
+const REJECTING_FOR: i64 = 60;
+
+/// A source that delivers nothing: its link is down by a failure (cannot open the
+/// port, connection refused, silent too long), or all it sent for a minute was
+/// rejected (wrong key, wrong line settings, a noisy line).
 fn sources(s: &AppState, out: &mut Vec<String>) {
+    let now = crate::source::now();
     for st in s.sources.iter() {
         let st = st.lock().expect("status lock");
         if st.failing {
             out.push(format!("source {}: {}", st.name, st.note));
+            continue;
+        }
+        let Some((at, cause)) = st.last_rejected else {
+            continue;
+        };
+        let quiet = st.last_frame.is_none_or(|t| t < at - REJECTING_FOR);
+        if quiet && at >= now - REJECTING_FOR {
+            out.push(format!(
+                "source {}: every frame rejected for a minute or more (last cause: {cause}; see the log)",
+                st.name
+            ));
         }
     }
 }

@@ -306,6 +306,8 @@ pub struct SourceStatus {
     pub rejected: HashMap<&'static str, u64>,
     /// Last accepted frame (unix seconds).
     pub last_frame: Option<i64>,
+    /// Last rejected frame (unix seconds) and its cause.
+    pub last_rejected: Option<(i64, &'static str)>,
     /// A human-readable note (serial settings found, last error).
     pub note: String,
     /// Whether the link is down by a failure (not a replay that finished): `/healthz`
@@ -551,6 +553,7 @@ impl Feeder {
                         _ => false,
                     };
                     let mut s = self.ctx.status.lock().expect("status lock");
+                    s.last_rejected = Some((received, r.cause));
                     let n = s.rejected.entry(r.cause).or_default();
                     *n += 1;
                     if forwarded && r.cause == "no_key" {
