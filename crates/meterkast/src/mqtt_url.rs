@@ -37,7 +37,10 @@ impl BrokerUrl {
     /// Parses `url`; errors name `flag` (`--mqtt`, `--forward`, `--ingest`).
     pub fn parse(flag: &str, url: &str) -> Result<BrokerUrl> {
         let u = url::Url::parse(url).with_context(|| {
-            format!("{flag} {url}: use a URL like mqtt://user:pass@broker:1883/topic")
+            format!(
+                "{flag} {}: use a URL like mqtt://user:pass@broker:1883/topic",
+                crate::redact::text(url)
+            )
         })?;
         let tls = match u.scheme() {
             "mqtt" | "tcp" => false,

@@ -223,6 +223,7 @@ mod tests {
     fn edited_prices_are_kept_in_the_store_and_win() {
         let dir = std::env::temp_dir().join(format!("mk-prices-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let store = crate::store::sqlite::SqliteReader::open(&dir.join("p.db")).unwrap();
         let configured = Prices {
             gas_m3: 2.0,

@@ -222,6 +222,16 @@ fn a_day_without_data_is_a_clear_picture_not_an_error() {
     );
     check_picture(&month, 1080);
     assert!(text.contains("no data stored for this month"), "{text}");
+    // The local day's bounds are named: the date is not a UTC day.
+    let out = report(
+        march(),
+        &["--date", "2026-03-10", "--out", month.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no data stored for 2026-03-10: the local day from 2026-03-10T00:00:00+01:00 to 2026-03-11T00:00:00+01:00"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -728,9 +738,16 @@ fn the_daemon_writes_reports_on_schedule_and_retries_mail_until_it_is_delivered(
     assert_eq!(metric(&d, "meterkast_report_mail_pending"), Some(2.0));
     assert_eq!(metric(&d, "meterkast_reports_written_total"), Some(2.0));
     assert_eq!(metric(&d, "meterkast_report_mail_sent_total"), Some(0.0));
+    // Degraded by the dead source only: the mail failures leave ingestion unaffected.
+    let h = d.json("/healthz");
+    let reasons = h["reasons"].as_array().unwrap();
     assert!(
-        d.json("/healthz")["status"] == "ok",
-        "ingestion side must be unaffected"
+        reasons.len() == 1
+            && reasons[0]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("source {dead}")),
+        "ingestion side must be unaffected: {h}"
     );
     d.stop();
     check_picture(&reports.join("2026-03-29.png"), 1080);

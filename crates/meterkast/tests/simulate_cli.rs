@@ -267,3 +267,40 @@ fn encrypted_dialects_round_trip_through_parse_with_the_key_only() {
         );
     }
 }
+
+#[test]
+fn a_counted_burst_without_start_ends_now_not_in_the_future() {
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let out = meterkast()
+        .args([
+            "simulate",
+            "--dialect",
+            "dsmr5",
+            "--count",
+            "60",
+            "--interval",
+            "1m",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let frames = parse_strict(&out.stdout);
+    let time = |j: &serde_json::Value| {
+        meterkast::timefmt::parse_rfc3339(j["timestamp"].as_str().unwrap())
+            .unwrap()
+            .0
+    };
+    let (first, last) = (time(&frames[0]), time(&frames[59]));
+    assert_eq!(last - first, 59 * 60);
+    assert!(
+        last >= before - 1 && last <= after + 1,
+        "the last telegram ({last}) is not now ({before}..{after})"
+    );
+}

@@ -21,15 +21,23 @@ use crate::store::Location;
 /// highest quarter-hour marked, energy per hour, the totals per tariff, gas, water,
 /// cost, base load and the same weekday a week before. A month shows energy per day
 /// and each day's highest quarter-hour, with the month's capacity peak.
-/// The figures are also printed (the text of the report mail). Days are local
-/// calendar days, as in /api/v1/series.
+/// The figures are also printed (the text of the report mail). Days and months are
+/// local calendar ones (Central European time, as in /api/v1/series), while
+/// `meterkast parse` prints UTC: 2026-03-29 runs from 2026-03-28T23:00:00Z to
+/// 2026-03-29T22:00:00Z.
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct ReportCmdArgs {
     /// The database: a SQLite file, or a postgres://user@host/database URL.
-    #[arg(long, env = "MK_DB", default_value = "meterkast.db")]
+    #[arg(
+        long,
+        env = "MK_DB",
+        default_value = "meterkast.db",
+        hide_env_values = true
+    )]
     pub db: String,
-    /// The day, YYYY-MM-DD (local calendar).
+    /// The day, YYYY-MM-DD: a local calendar day (the meter's time zone, Central
+    /// European time), not a UTC day as `meterkast parse` prints times.
     #[arg(long, conflicts_with = "month", required_unless_present = "month")]
     pub date: Option<String>,
     /// The month, YYYY-MM.
@@ -94,6 +102,19 @@ pub fn run(args: ReportCmdArgs) -> Result<i32> {
         format,
         args.width,
     )?;
+    if !r.figures.has_data() {
+        let (from, to) = period.bounds();
+        eprintln!(
+            "no data stored for {}: the local {} from {} to {} (meterkast parse prints UTC times)",
+            period.key(),
+            match period {
+                Period::Day { .. } => "day",
+                Period::Month { .. } => "month",
+            },
+            crate::store::calendar::local_rfc3339(from),
+            crate::store::calendar::local_rfc3339(to)
+        );
+    }
     report::write_atomic(&args.out, &r.image)?;
     print!("{}", report::text::plain(&r.figures));
     eprintln!(

@@ -45,37 +45,53 @@ pub struct RunArgs {
     /// settings fill what the config file leaves unset.
     #[arg(long, env = "MK_ENV_FILE")]
     pub env_file: Option<PathBuf>,
+    /// A source URL; repeat for several meters.
+    #[arg(
+        help_heading = "Sources",
+        long = "source",
+        env = "MK_SOURCE",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub sources: Vec<String>,
+    /// A simulated meter feeding a fresh database: try meterkast without hardware.
+    #[arg(help_heading = "Sources", long)]
+    pub demo: bool,
     /// The store: a SQLite file, or a PostgreSQL database as
     /// postgres://user:password@host:5432/database[?schema=NAME] (several `meterkast run`
     /// may share one) [default: meterkast.db; with --demo a fresh temporary file].
-    #[arg(long, env = "MK_DB", hide_env_values = true)]
+    #[arg(help_heading = "Store", long, env = "MK_DB", hide_env_values = true)]
     pub db: Option<String>,
     /// Where files kept beside a PostgreSQL store go, such as the MQTT output's queue
     /// (with SQLite they go next to the database file) [default: $STATE_DIRECTORY as
     /// set by systemd, else the current folder].
-    #[arg(long, env = "MK_STATE_DIR")]
+    #[arg(help_heading = "Store", long, env = "MK_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
     /// Where the API and dashboard listen [default: 127.0.0.1:8080].
-    #[arg(long, env = "MK_HTTP")]
+    #[arg(help_heading = "HTTP API and dashboard", long, env = "MK_HTTP")]
     pub http: Option<String>,
-    /// A source URL; repeat for several meters.
-    #[arg(long = "source", env = "MK_SOURCE", value_delimiter = ',')]
-    pub sources: Vec<String>,
-    /// A simulated meter feeding a fresh database: try meterkast without hardware.
-    #[arg(long)]
-    pub demo: bool,
     /// Days of full-resolution readings to keep [default: 31]; roll-ups are kept forever.
-    #[arg(long, env = "MK_RETENTION_DAYS")]
+    #[arg(help_heading = "Store", long, env = "MK_RETENTION_DAYS")]
     pub retention_days: Option<u32>,
     /// Serve every raw telegram to TCP clients (for Home Assistant's DSMR integration,
     /// Domoticz, dsmr_parser...), e.g. 0.0.0.0:2000.
-    #[arg(long, env = "MK_TCP_BRIDGE")]
+    #[arg(help_heading = "Raw telegram bridge", long, env = "MK_TCP_BRIDGE")]
     pub tcp_bridge: Option<String>,
     /// Require this bearer token on the API (Authorization: Bearer TOKEN).
-    #[arg(long, env = "MK_AUTH_TOKEN", hide_env_values = true)]
+    #[arg(
+        help_heading = "HTTP API and dashboard",
+        long,
+        env = "MK_AUTH_TOKEN",
+        hide_env_values = true
+    )]
     pub auth_token: Option<String>,
     /// Require HTTP basic authentication, given as user:password.
-    #[arg(long, env = "MK_AUTH_BASIC", hide_env_values = true)]
+    #[arg(
+        help_heading = "HTTP API and dashboard",
+        long,
+        env = "MK_AUTH_BASIC",
+        hide_env_values = true
+    )]
     pub auth_basic: Option<String>,
     /// HomeWizard-compatible API and mDNS.
     #[command(flatten)]
@@ -84,61 +100,110 @@ pub struct RunArgs {
     #[command(flatten)]
     pub guard: http::guard::GuardArgs,
     /// Publish readings to this MQTT broker: mqtt://user:pass@host:1883[/basetopic].
-    #[arg(long, env = "MK_MQTT", hide_env_values = true)]
+    #[arg(
+        help_heading = "MQTT and Home Assistant",
+        long,
+        env = "MK_MQTT",
+        hide_env_values = true
+    )]
     pub mqtt: Option<String>,
     /// What to publish, a comma list of meterkast, fields, evn, dsmr-reader, raw
     /// [default: meterkast,fields].
-    #[arg(long, env = "MK_MQTT_FORMAT", value_delimiter = ',')]
+    #[arg(
+        help_heading = "MQTT and Home Assistant",
+        long,
+        env = "MK_MQTT_FORMAT",
+        value_delimiter = ','
+    )]
     pub mqtt_format: Vec<String>,
     /// Home Assistant's discovery prefix; empty disables discovery [default: homeassistant].
-    #[arg(long, env = "MK_MQTT_DISCOVERY_PREFIX")]
+    #[arg(
+        help_heading = "MQTT and Home Assistant",
+        long,
+        env = "MK_MQTT_DISCOVERY_PREFIX"
+    )]
     pub mqtt_discovery_prefix: Option<String>,
     /// Publish at most once per interval (e.g. 10s), averaging power, voltage and current.
-    #[arg(long, env = "MK_MQTT_INTERVAL")]
+    #[arg(
+        help_heading = "MQTT and Home Assistant",
+        long,
+        env = "MK_MQTT_INTERVAL"
+    )]
     pub mqtt_interval: Option<String>,
     /// The MQTT client id [default: meterkast-PID].
-    #[arg(long, env = "MK_MQTT_CLIENT_ID")]
+    #[arg(
+        help_heading = "MQTT and Home Assistant",
+        long,
+        env = "MK_MQTT_CLIENT_ID"
+    )]
     pub mqtt_client_id: Option<String>,
     /// The base topic [default: the URL's path, else meterkast].
-    #[arg(long, env = "MK_MQTT_BASE_TOPIC")]
+    #[arg(
+        help_heading = "MQTT and Home Assistant",
+        long,
+        env = "MK_MQTT_BASE_TOPIC"
+    )]
     pub mqtt_base_topic: Option<String>,
     /// Publish the EVN decoder's JSON to exactly this topic ({meter} allowed), e.g.
     /// sensors/smartmeter/values; implies --mqtt-format evn [default: BASE/METER/evn].
-    #[arg(long, env = "MK_MQTT_EVN_TOPIC")]
+    #[arg(help_heading = "MQTT and Home Assistant", long, env = "MK_MQTT_EVN_TOPIC")]
     pub mqtt_evn_topic: Option<String>,
     /// This instance's id, for its availability topic BASE/ID/status; keep it stable
     /// across restarts [default: the host name].
-    #[arg(long, env = "MK_MQTT_INSTANCE")]
+    #[arg(help_heading = "MQTT and Home Assistant", long, env = "MK_MQTT_INSTANCE")]
     pub mqtt_instance: Option<String>,
     /// Forward every frame exactly as received (MQTT 5, QoS 1, queued on disk while
     /// the broker is away): mqtt://[user:pass@]broker[:port]/meters/{meter}. Without
     /// --db nothing is stored here.
-    #[arg(long, env = "MK_FORWARD", hide_env_values = true)]
+    #[arg(
+        help_heading = "Forwarder and ingest workers",
+        long,
+        env = "MK_FORWARD",
+        hide_env_values = true
+    )]
     pub forward: Option<String>,
     /// The forwarder's on-disk queue [default: DB.forward-queue next to a SQLite file,
     /// else STATE_DIR/meterkast.forward-queue].
-    #[arg(long, env = "MK_FORWARD_QUEUE")]
+    #[arg(
+        help_heading = "Forwarder and ingest workers",
+        long,
+        env = "MK_FORWARD_QUEUE"
+    )]
     pub forward_queue: Option<PathBuf>,
     /// Take frames forwarded by --forward boxes from a shared MQTT 5 subscription and
     /// store them: mqtt://[user:pass@]broker[:port]/meters/+. Start several workers
     /// with the same group to share the load.
-    #[arg(long, env = "MK_INGEST", hide_env_values = true)]
+    #[arg(
+        help_heading = "Forwarder and ingest workers",
+        long,
+        env = "MK_INGEST",
+        hide_env_values = true
+    )]
     pub ingest: Option<String>,
     /// The shared subscription's group ($share/GROUP/...) [default: meterkast].
-    #[arg(long, env = "MK_INGEST_GROUP")]
+    #[arg(
+        help_heading = "Forwarder and ingest workers",
+        long,
+        env = "MK_INGEST_GROUP"
+    )]
     pub ingest_group: Option<String>,
     /// The ingest worker's MQTT client id; keep it across restarts so the broker keeps
     /// what the worker has not stored [default: meterkast-HOSTNAME-GROUP].
-    #[arg(long, env = "MK_INGEST_CLIENT_ID")]
+    #[arg(
+        help_heading = "Forwarder and ingest workers",
+        long,
+        env = "MK_INGEST_CLIENT_ID"
+    )]
     pub ingest_client_id: Option<String>,
     /// Per-meter keys for --ingest (TOML: [[meter]] id = "..." key = "..." auth_key = "...").
-    #[arg(long, env = "MK_KEYS")]
+    #[arg(help_heading = "Forwarder and ingest workers", long, env = "MK_KEYS")]
     pub keys: Option<PathBuf>,
     /// Also write every reading to a MariaDB/MySQL or PostgreSQL table, and one row per
     /// meter and interval to a second one (tables created if missing):
     /// mysql://user:password@host:3306/database (or mariadb://),
     /// postgres://user:password@host:5432/database; repeat for several.
     #[arg(
+        help_heading = "SQL history sink",
         long = "sql-sink",
         env = "MK_SQL_SINK",
         value_delimiter = ',',
@@ -147,14 +212,14 @@ pub struct RunArgs {
     pub sql_sinks: Vec<String>,
     /// The SQL history table, optionally schema.table [default: meter_readings]; the
     /// interval table gets a suffix (meter_readings_5min).
-    #[arg(long, env = "MK_SQL_TABLE")]
+    #[arg(help_heading = "SQL history sink", long, env = "MK_SQL_TABLE")]
     pub sql_table: Option<String>,
     /// The interval table's bucket, from 1m to 24h [default: 5m].
-    #[arg(long, env = "MK_SQL_INTERVAL")]
+    #[arg(help_heading = "SQL history sink", long, env = "MK_SQL_INTERVAL")]
     pub sql_interval: Option<String>,
     /// The interval table's name, optionally schema.table, e.g. historyDebounced
     /// [default: the readings table's with a suffix, meter_readings_5min].
-    #[arg(long, env = "MK_SQL_INTERVAL_TABLE")]
+    #[arg(help_heading = "SQL history sink", long, env = "MK_SQL_INTERVAL_TABLE")]
     pub sql_interval_table: Option<String>,
     /// Daily and monthly reports.
     #[command(flatten)]
@@ -184,8 +249,9 @@ pub struct Settings {
     pub mqtt: Option<crate::sink::mqtt::MqttSettings>,
     /// Whether readings are stored (not in a forwarder without a database).
     pub store: bool,
-    /// No sources: the daemon serves a PostgreSQL store that other processes (ingest
-    /// workers) write, and follows the latest frames they store.
+    /// No sources: the daemon serves a store that is there (PostgreSQL that ingest
+    /// workers write, or a SQLite file of imported data), and follows the latest frames
+    /// others store in it.
     pub follow: bool,
     /// The forwarder, if any.
     pub forward: Option<crate::sink::forward::ForwardSettings>,
@@ -199,6 +265,8 @@ pub struct Settings {
     pub prices: Option<crate::prices::Prices>,
     /// What reading the settings found worth saying, for the log (`true`: a warning).
     pub notes: Vec<crate::evn_env::Note>,
+    /// The store is the demo's temporary file: removed when the daemon stops.
+    pub temporary_db: bool,
 }
 
 impl RunArgs {
@@ -254,10 +322,22 @@ impl RunArgs {
         if self.demo && urls.is_empty() {
             urls.push("sim://dsmr5?seed=1&backfill=7d".into());
         }
-        // Without sources, a daemon on PostgreSQL serves what ingest workers store.
-        let follow = urls.is_empty() && ingest_url.is_none() && matches!(db, Location::Postgres(_));
-        if urls.is_empty() && ingest_url.is_none() && !follow {
-            bail!("no source given: add --source serial:///dev/ttyUSB0 (or tcp://bridge:23, ...), a config file with sources, or try --demo (to serve a PostgreSQL store that ingest workers write, give --db postgres://… alone)");
+        // Without sources, a daemon serves a store that is there: a PostgreSQL one that
+        // ingest workers write, or a SQLite file named on purpose (imported captures).
+        let no_source = urls.is_empty() && ingest_url.is_none();
+        let follow = no_source
+            && match &db {
+                Location::Postgres(_) => true,
+                Location::Sqlite(p) => {
+                    let named = self.db.is_some() || file.db.is_some();
+                    if named && !p.exists() {
+                        bail!("no source given, and {} does not exist: nothing to serve. Add --source serial:///dev/ttyUSB0 (or tcp://bridge:23, ...), or load captures first with meterkast import --db {} FILE", p.display(), p.display());
+                    }
+                    named
+                }
+            };
+        if no_source && !follow {
+            bail!("no source given: add --source serial:///dev/ttyUSB0 (or tcp://bridge:23, ...), a config file with sources, or try --demo (to serve a stored database alone, name it: --db meterkast.db or --db postgres://…)");
         }
         let sources = urls
             .iter()
@@ -378,6 +458,7 @@ impl RunArgs {
             sql,
             prices: file.prices.clone(),
             notes,
+            temporary_db: self.demo && self.db.is_none() && file.db.is_none(),
         })
     }
 }
@@ -553,7 +634,7 @@ pub fn init_logging() {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::redact::Stderr)
         .try_init();
 }
 
@@ -707,11 +788,16 @@ async fn serve(settings: Settings) -> Result<()> {
         keep_latest(&state, meters);
     }
     if settings.follow {
-        tracing::info!(
-            "no sources: serving {} as ingest workers write it (latest frames every {} s)",
-            settings.db,
-            FOLLOW_EVERY.as_secs()
-        );
+        match settings.db {
+            Location::Postgres(_) => tracing::info!(
+                "no sources: serving {} as ingest workers write it (latest frames every {} s)",
+                settings.db,
+                FOLLOW_EVERY.as_secs()
+            ),
+            Location::Sqlite(_) => {
+                tracing::info!("no source: serving the stored data only ({})", settings.db)
+            }
+        }
         tokio::spawn(follow_latest(state.clone(), stop_rx.clone()));
     }
 
@@ -942,11 +1028,19 @@ async fn serve(settings: Settings) -> Result<()> {
     if let Some(t) = writer_thread {
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
-    if let (false, crate::store::Location::Sqlite(p)) = (settings.store, &settings.db) {
-        let _ = std::fs::remove_file(p);
+    // A forwarder's empty store and the demo's database are temporary files.
+    if let (true, Location::Sqlite(p)) = (!settings.store || settings.temporary_db, &settings.db) {
+        remove_sqlite_files(p);
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Removes a temporary SQLite file with its write-ahead log and shared memory.
+fn remove_sqlite_files(p: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+    }
 }
 
 #[cfg(test)]

@@ -54,7 +54,8 @@ pub struct SimulateArgs {
     /// AES-128 key for the encrypted dialects, as 32 hex digits.
     #[arg(long, value_name = "HEX")]
     pub key: Option<String>,
-    /// Time of the first telegram, RFC 3339 (e.g. 2026-03-29T00:00:00Z); default now.
+    /// Time of the first telegram, RFC 3339 (e.g. 2026-03-29T00:00:00Z) [default: now;
+    /// with --count (and not --realtime), so that the last telegram is now].
     #[arg(long, value_name = "RFC3339")]
     pub start: Option<String>,
     /// Time between telegrams: 1s, 10s, 500ms, 1m, 1h.
@@ -120,24 +121,32 @@ pub fn run(args: SimulateArgs) -> Result<i32> {
             args.dialect
         );
     }
+    let realtime = if args.fast {
+        false
+    } else {
+        args.realtime || args.count.is_none() || args.tcp_listen.is_some()
+    };
     let start = match &args.start {
         Some(s) => parse_rfc3339(s)?,
         None => {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
-                .context("the system clock is before 1970")?;
-            Timestamp(now.as_secs() as i64)
+                .context("the system clock is before 1970")?
+                .as_secs() as i64;
+            match (args.count, realtime) {
+                // A burst of N telegrams ends now: history, not the future.
+                (Some(n), false) => {
+                    let span = args.interval.as_secs_f64() * n.saturating_sub(1) as f64;
+                    Timestamp(now - span.ceil() as i64)
+                }
+                _ => Timestamp(now),
+            }
         }
     };
     let mut sim = Simulator::new(args.dialect, args.seed, start, args.interval)?;
     if let Some(k) = key {
         sim = sim.with_key(k);
     }
-    let realtime = if args.fast {
-        false
-    } else {
-        args.realtime || args.count.is_none() || args.tcp_listen.is_some()
-    };
     match &args.tcp_listen {
         Some(addr) => serve(sim, addr, args.count, realtime),
         None => to_stdout(sim, args.count, realtime),

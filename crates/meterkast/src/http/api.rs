@@ -149,8 +149,9 @@ pub(crate) async fn resolve(s: &AppState, meter: Option<String>) -> Result<Meter
     }
 }
 
-/// `GET /healthz`: alive, with the sources' state.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Alive")))]
+/// `GET /healthz`: alive, with the sources' state; `"status"` is `"ok"`, or
+/// `"degraded"` with `"reasons"` (still HTTP 200: the daemon serves).
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Alive: `{\"status\": \"ok\"|\"degraded\", \"reasons\": [...], \"sources\": [...], ...}`")))]
 pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     let sources: Vec<_> = s
         .sources
@@ -162,22 +163,11 @@ pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
         })
         .collect();
     let meters = s.latest.read().expect("latest lock").len();
-    let mut body = json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "meters": meters, "sources": sources});
-    if let Some(why) = s
-        .metrics
-        .store_trouble
-        .lock()
-        .expect("trouble lock")
-        .clone()
-    {
-        let reason = json!(format!("the store cannot write: {why}"));
-        body["status"] = json!("degraded");
-        match body["reasons"].as_array_mut() {
-            Some(all) => all.push(reason),
-            None => body["reasons"] = json!([reason]),
-        }
-    }
-    Json(body)
+    let reasons = super::health::reasons(&s);
+    let status = if reasons.is_empty() { "ok" } else { "degraded" };
+    Json(
+        json!({"status": status, "reasons": reasons, "version": env!("CARGO_PKG_VERSION"), "meters": meters, "sources": sources}),
+    )
 }
 
 /// `GET /api/v1/now`: the latest reading of every meter.

@@ -26,6 +26,7 @@ use meterkast_codec::Timestamp;
 
 /// The HomeWizard and mDNS flags of `meterkast run`.
 #[derive(Args, Debug, Default, Clone)]
+#[command(next_help_heading = "HomeWizard API and mDNS")]
 pub struct HwArgs {
     /// The meter (equipment id) the HomeWizard-compatible API serves [default: the one
     /// with the most recent reading].

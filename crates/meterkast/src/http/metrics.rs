@@ -142,6 +142,11 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     out.push_str(&rejected);
     out.push_str("# HELP meterkast_source_connected Whether a source's link is up.\n# TYPE meterkast_source_connected gauge\n");
     out.push_str(&connected);
+    let reasons = super::health::reasons(&s).len();
+    let _ = writeln!(
+        out,
+        "# HELP meterkast_degraded_reasons Failures that make /healthz say degraded (0: ok).\n# TYPE meterkast_degraded_reasons gauge\nmeterkast_degraded_reasons {reasons}"
+    );
     out.push_str("# HELP meterkast_last_reading_age_seconds Seconds since each meter's last reading (by its own clock).\n# TYPE meterkast_last_reading_age_seconds gauge\n");
     for (meter, l) in s.latest.read().expect("latest lock").iter() {
         let _ = writeln!(

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod dash;
 pub mod guard;
+pub mod health;
 pub mod homewizard;
 pub mod hostwifi;
 pub mod live;

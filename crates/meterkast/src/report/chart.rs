@@ -242,6 +242,24 @@ fn hours(f: &Figures, t: i64) -> f64 {
 
 type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
+/// At most this many y labels.
+const Y_LABELS: usize = 8;
+
+/// The fewest decimals that show each of plotters' y ticks for `y` exactly (0.1 kWh
+/// bars get 0.00, 0.02, 0.04 … instead of 0.0, 0.0, 0.0; 0 to 4 kWh gets 0.5 steps).
+fn y_decimals(y: std::ops::Range<f64>) -> usize {
+    use plotters::coord::ranged1d::Ranged;
+    let ticks = RangedCoordf64::from(y).key_points(Y_LABELS);
+    (0..6)
+        .find(|d| {
+            ticks.iter().all(|v| {
+                let shown: f64 = format!("{v:.d$}").parse().unwrap_or(f64::NAN);
+                (shown - v).abs() <= 1e-9 * v.abs().max(1.0)
+            })
+        })
+        .unwrap_or(6)
+}
+
 /// A chart's axes: y labels and grid from plotters, x ticks where the caller says
 /// (local hours or days, which plotters' evenly spaced numbers would miss on DST days).
 fn axes<'a, DB: DrawingBackend>(
@@ -255,12 +273,13 @@ fn axes<'a, DB: DrawingBackend>(
         .x_label_area_size((50.0 * u) as u32)
         .y_label_area_size((80.0 * u) as u32)
         .build_cartesian_2d(x, y.clone())?;
+    let decimals = y_decimals(y.clone());
     chart
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(0)
-        .y_labels(8)
-        .y_label_formatter(&|v| format!("{v:.1}"))
+        .y_labels(Y_LABELS)
+        .y_label_formatter(&|v| format!("{v:.decimals$}"))
         .y_label_style(font(24.0 * u))
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(225, 225, 225))
@@ -501,4 +520,39 @@ fn daily_peaks_chart<DB: DrawingBackend>(
         )])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plotters::coord::ranged1d::Ranged;
+
+    #[test]
+    fn y_labels_have_the_decimals_their_ticks_need() {
+        for (lo, hi) in [
+            (-0.0055, 0.11),
+            (0.0, 0.6),
+            (-0.3, 4.4),
+            (0.0, 0.011),
+            (-2.0, 35.0),
+            (0.0, 1234.0),
+        ] {
+            let d = y_decimals(lo..hi);
+            let r: RangedCoordf64 = (lo..hi).into();
+            let ticks = r.key_points(Y_LABELS);
+            assert!(ticks.len() >= 3, "{lo}..{hi}: {ticks:?}");
+            let labels: Vec<String> = ticks.iter().map(|v| format!("{v:.d$}")).collect();
+            for (v, l) in ticks.iter().zip(&labels) {
+                let back: f64 = l.parse().unwrap();
+                assert!((back - v).abs() < 1e-9, "{lo}..{hi}: {v} shown as {l}");
+            }
+            let mut distinct = labels.clone();
+            distinct.dedup();
+            assert_eq!(distinct, labels, "{lo}..{hi}");
+            assert!(
+                d <= 1 || labels.iter().any(|l| !l.ends_with('0')),
+                "{labels:?}: too many decimals"
+            );
+        }
+    }
 }

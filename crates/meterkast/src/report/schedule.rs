@@ -26,6 +26,7 @@ use crate::store::Location;
 /// Report settings on the command line and in the environment (the `[report]` table
 /// of the config file holds the same).
 #[derive(Args, Debug, Default, Clone)]
+#[command(next_help_heading = "Reports")]
 pub struct ReportArgs {
     /// Write daily (and monthly) reports into this folder [default with a [report]
     /// table: `reports` beside the database].
@@ -40,18 +41,19 @@ pub struct ReportArgs {
     pub mail: MailArgs,
     /// The first pause before a failed mail is tried again; it doubles up to an hour
     /// [default: 1m].
-    #[arg(long, env = "MK_REPORT_RETRY")]
+    #[arg(long, env = "MK_REPORT_RETRY", help_heading = "Reports")]
     pub report_retry: Option<String>,
     /// Pretend the clock reads this RFC 3339 time when the daemon starts (it runs on
     /// from there), to try the schedule out: 2026-03-30T01:00:00Z makes the report of
     /// 2026-03-29 at once.
-    #[arg(long, env = "MK_REPORT_AT")]
+    #[arg(long, env = "MK_REPORT_AT", help_heading = "Reports")]
     pub report_at: Option<String>,
 }
 
 /// Mail settings on the command line and in the environment (`[report]` in the config
 /// file holds the same), for the daemon and for `meterkast report --mail`.
 #[derive(Args, Debug, Default, Clone)]
+#[command(next_help_heading = "Report mail")]
 pub struct MailArgs {
     /// Mail reports through this SMTP server: smtps://user:pass@host:465 (TLS) or
     /// smtp://user:pass@host:587 (STARTTLS; ?starttls=never for a local relay).

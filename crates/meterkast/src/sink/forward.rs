@@ -79,7 +79,10 @@ impl ForwardSettings {
         let broker = BrokerUrl::parse("--forward", url)?;
         let topic = broker.path.clone();
         if !topic.contains(METER) {
-            bail!("--forward {url}: the topic must contain {METER}, e.g. mqtt://broker/meters/{METER}");
+            bail!(
+                "--forward {}: the topic must contain {METER}, e.g. mqtt://broker/meters/{METER}",
+                crate::redact::text(url)
+            );
         }
         if topic.contains(['+', '#']) || topic.starts_with('$') {
             bail!("--forward: the topic {topic:?} must not contain + or # nor start with $");

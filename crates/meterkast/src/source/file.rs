@@ -47,6 +47,6 @@ pub async fn run(spec: &SourceSpec, mut ctx: Ctx) -> Result<()> {
             return Ok(());
         }
     }
-    ctx.set_connected(false, "finished replaying");
+    ctx.set_finished("finished replaying");
     Ok(())
 }

@@ -141,7 +141,10 @@ impl SourceSpec {
     /// `sim://dsmr5?seed=1&interval=1s`; each takes `key=` and `auth_key=`.
     pub fn parse(s: &str) -> Result<SourceSpec> {
         let url = Url::parse(s).with_context(|| {
-            format!("'{s}' is not a source URL (examples: serial:///dev/ttyUSB0, tcp://192.168.1.20:23, sim://dsmr5)")
+            format!(
+                "'{}' is not a source URL (examples: serial:///dev/ttyUSB0, tcp://192.168.1.20:23, sim://dsmr5)",
+                crate::redact::text(s)
+            )
         })?;
         let mut q: HashMap<String, String> = url
             .query_pairs()
@@ -276,7 +279,7 @@ impl SourceSpec {
             }
         };
         if let Some(k) = q.keys().next() {
-            bail!("{s}: unknown setting '{k}'");
+            bail!("{}: unknown setting '{k}'", crate::redact::text(s));
         }
         let mut name = url.clone();
         let _ = name.set_password(None);
@@ -303,8 +306,19 @@ pub struct SourceStatus {
     pub rejected: HashMap<&'static str, u64>,
     /// Last accepted frame (unix seconds).
     pub last_frame: Option<i64>,
+    /// Last rejected frame (unix seconds) and its cause.
+    pub last_rejected: Option<(i64, &'static str)>,
     /// A human-readable note (serial settings found, last error).
     pub note: String,
+    /// Whether the link is down by a failure (not a replay that finished): `/healthz`
+    /// says `degraded` with the note while it is.
+    pub failing: bool,
+    /// The failure's log lines: at once, then with backoff while it lasts.
+    pub failure_log: crate::lograte::Repeats,
+    /// Rejected frames' log lines: the first of each cause, then a summary a minute.
+    pub reject_log: crate::lograte::Summaries,
+    /// Frames passed on with a warning (a replayed frame counter): the same way.
+    pub warning_log: crate::lograte::Summaries,
 }
 
 /// The shared handle to a source's status.
@@ -324,11 +338,13 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Marks the link up or down, logging changes.
+    /// Marks the link up or down. Coming up is logged; a failure is logged at once,
+    /// then with backoff while it lasts (sources retry every few seconds).
     pub fn set_connected(&self, up: bool, note: &str) {
+        let note = crate::redact::text(note);
         let mut s = self.status.lock().expect("status lock");
-        if s.connected != up {
-            if up {
+        if up {
+            if !s.connected {
                 tracing::info!(
                     "{}: connected{}",
                     s.name,
@@ -338,11 +354,30 @@ impl Ctx {
                         format!(" ({note})")
                     }
                 );
-            } else {
-                tracing::warn!("{}: {note}", s.name);
+            }
+            s.failure_log.clear();
+        } else {
+            match s.failure_log.hit() {
+                Some(1) => tracing::warn!("{}: {note}", s.name),
+                Some(n) => tracing::warn!(
+                    "{}: {note} (still failing: {n} tries since the last message)",
+                    s.name
+                ),
+                None => {}
             }
         }
         s.connected = up;
+        s.failing = !up;
+        s.note = note.into_owned();
+    }
+
+    /// Marks the source done without a failure (a replayed file at its end).
+    pub fn set_finished(&self, note: &str) {
+        let mut s = self.status.lock().expect("status lock");
+        tracing::info!("{}: {note}", s.name);
+        s.connected = false;
+        s.failing = false;
+        s.failure_log.clear();
         s.note = note.to_string();
     }
 
@@ -373,7 +408,8 @@ pub fn now_ms() -> i64 {
 }
 
 /// A decoder bound to one source: decodes, logs and counts rejections (the first of
-/// each cause with what to do, then every hundredth), and sends frames on.
+/// each cause with what to do, then a summary at most once a minute), and sends
+/// frames on.
 pub struct Feeder {
     decoder: Decoder,
     keys: Keys,
@@ -460,7 +496,12 @@ impl Feeder {
             match ev {
                 Ok(d) => {
                     if let Some(w) = &d.warning {
-                        tracing::warn!("{}: {w} (a replayed or reset meter?)", self.name);
+                        let mut s = self.ctx.status.lock().expect("status lock");
+                        match s.warning_log.hit(w.cause) {
+                            crate::lograte::Say::First => tracing::warn!("{}: {w} (a replayed or reset meter?)", self.name),
+                            crate::lograte::Say::Summary { count } => tracing::warn!("{}: {count} more frames with a warning for {} in the last minute or so (a replayed or reset meter?)", self.name, w.cause),
+                            crate::lograte::Say::Nothing => {}
+                        }
                     }
                     if let Some(t) = d.telegram.timestamp {
                         self.last_time = Some(t.0);
@@ -512,6 +553,7 @@ impl Feeder {
                         _ => false,
                     };
                     let mut s = self.ctx.status.lock().expect("status lock");
+                    s.last_rejected = Some((received, r.cause));
                     let n = s.rejected.entry(r.cause).or_default();
                     *n += 1;
                     if forwarded && r.cause == "no_key" {
@@ -521,14 +563,23 @@ impl Feeder {
                                 self.name
                             );
                         }
-                    } else if *n == 1 || (*n).is_multiple_of(100) {
-                        tracing::warn!(
-                            "{}: frame rejected ({} so far for this cause): {} — {}",
-                            self.name,
-                            n,
-                            r,
-                            advice(r.cause)
-                        );
+                    } else {
+                        let total = *n;
+                        match s.reject_log.hit(r.cause) {
+                            crate::lograte::Say::First => tracing::warn!(
+                                "{}: frame rejected: {} — {} (more of this cause are summed up once a minute)",
+                                self.name,
+                                r,
+                                advice(r.cause)
+                            ),
+                            crate::lograte::Say::Summary { count } => tracing::warn!(
+                                "{}: {count} more frames rejected for {} ({total} in all) — {}",
+                                self.name,
+                                r.cause,
+                                advice(r.cause)
+                            ),
+                            crate::lograte::Say::Nothing => {}
+                        }
                     }
                 }
             }
@@ -589,6 +640,7 @@ fn forward(
 /// Runs a source until shutdown.
 pub async fn run(spec: SourceSpec, ctx: Ctx) {
     let name = spec.name.clone();
+    let status = ctx.status.clone();
     let res = match &spec.kind {
         Kind::Tcp { .. } => tcp::run(&spec, ctx).await,
         Kind::Serial { .. } => serial::run(&spec, ctx).await,
@@ -599,6 +651,20 @@ pub async fn run(spec: SourceSpec, ctx: Ctx) {
     };
     if let Err(e) = res {
         tracing::error!("{name}: stopped: {e:#}");
+    }
+    say_unsaid(&status);
+}
+
+/// The last summary of what a stopping source counted but did not log.
+pub fn say_unsaid(status: &Status) {
+    let mut s = status.lock().expect("status lock");
+    for (cause, count) in s.reject_log.take_unsaid() {
+        let total = s.rejected.get(cause).copied().unwrap_or(0);
+        tracing::warn!(
+            "{}: {count} more frames rejected for {cause} ({total} in all) — {}",
+            s.name,
+            advice(cause)
+        );
     }
 }
 

@@ -82,7 +82,7 @@ pub async fn run(spec: &SourceSpec, mut ctx: Ctx) -> Result<()> {
         if found.is_some() {
             ctx.set_connected(true, &trying.to_string());
         } else {
-            tracing::info!("{}: trying {trying}", spec.name);
+            tracing::debug!("{}: trying {trying}", spec.name);
         }
         let deadline = tokio::time::Instant::now() + probe;
         loop {
@@ -115,6 +115,11 @@ pub async fn run(spec: &SourceSpec, mut ctx: Ctx) -> Result<()> {
                     }
                 }
                 Err(_) if found.is_none() => {
+                    // Nothing valid at these settings: a failure until frames come.
+                    ctx.set_connected(
+                        false,
+                        &format!("no valid frames from {path} at {trying}; trying other line settings (is the meter's P1 port enabled, and the cable a P1 cable?)"),
+                    );
                     candidate += 1;
                     break;
                 }

@@ -60,31 +60,7 @@ pub struct PgUrl {
     schema: Option<String>,
 }
 
-/// The URL without its password, for messages and logs.
-pub fn redact(s: &str) -> String {
-    match url::Url::parse(s) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            let pairs: Vec<(String, String)> = u
-                .query_pairs()
-                .map(|(k, v)| {
-                    let v = if k == "password" { "***".into() } else { v };
-                    (k.into_owned(), v.into_owned())
-                })
-                .collect();
-            if !pairs.is_empty() {
-                u.query_pairs_mut().clear().extend_pairs(pairs);
-            }
-            u.to_string()
-        }
-        Err(_) => match s.split_once("://") {
-            Some((scheme, _)) => format!("{scheme}://…"),
-            None => "the PostgreSQL URL".into(),
-        },
-    }
-}
+use crate::redact::url as redact;
 
 impl PgUrl {
     /// Checks a `postgres://` or `postgresql://` URL.

@@ -71,14 +71,44 @@ CREATE TABLE suspect_readings (
 "#,
 ];
 
-/// Opens (creating if needed) a database file and brings its schema up to date.
+/// Opens (creating if needed) a database file and brings its schema up to date. Its
+/// folder must exist; errors name the file and the `--db` setting, and say what to do.
 pub fn open(path: &Path) -> Result<Connection> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+    let shown = path.display();
+    if path.is_dir() {
+        anyhow::bail!(
+            "--db {shown} is a folder: give a database file, such as {}",
+            path.join("meterkast.db").display()
+        );
     }
-    let conn = Connection::open(path)
-        .with_context(|| format!("cannot open the database {}", path.display()))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            anyhow::bail!(
+                "--db {shown}: the directory {} does not exist; create it first (mkdir -p {}) or give a file in an existing folder",
+                dir.display(),
+                dir.display()
+            );
+        }
+    }
+    open_file(path).map_err(|e| {
+        let not_a_db = e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<rusqlite::Error>().and_then(rusqlite::Error::sqlite_error_code),
+                Some(rusqlite::ErrorCode::NotADatabase)
+            )
+        });
+        if not_a_db {
+            anyhow::anyhow!(
+                "--db {shown}: the file is not a meterkast database (SQLite). Give a new file name or an existing meterkast database; to load a capture, use meterkast import --db meterkast.db {shown}"
+            )
+        } else {
+            e.context(format!("--db {shown}: cannot open the database"))
+        }
+    })
+}
+
+fn open_file(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;

@@ -93,7 +93,7 @@ impl SqlSettings {
         let mut u = url::Url::parse(url.trim()).with_context(|| {
             format!(
                 "--sql-sink {}: not a URL; use mysql://user:password@host:3306/database or postgres://user:password@host:5432/database",
-                redact_text(url)
+                crate::redact::url(url)
             )
         })?;
         let dialect = match u.scheme() {
@@ -106,7 +106,7 @@ impl SqlSettings {
         if u.host_str().is_none_or(str::is_empty) {
             bail!(
                 "--sql-sink {}: name the server, like {}://127.0.0.1/energy",
-                redact(&u),
+                crate::redact::url(u.as_str()),
                 u.scheme()
             );
         }
@@ -114,7 +114,7 @@ impl SqlSettings {
         if dialect == Dialect::Mysql && database.is_empty() {
             bail!(
                 "--sql-sink {}: name the database, like mysql://user@{}/energy (create it first: CREATE DATABASE energy)",
-                redact(&u),
+                crate::redact::url(u.as_str()),
                 u.host_str().unwrap_or("host")
             );
         }
@@ -123,7 +123,7 @@ impl SqlSettings {
             Some(s) => parse_interval(s)?,
             None => DEFAULT_INTERVAL.as_secs() as u32,
         };
-        let shown = redact(&u);
+        let shown = crate::redact::url(u.as_str());
         let slug: String = format!(
             "{}-{}-{}-{}-{}",
             u.scheme(),
@@ -190,29 +190,6 @@ impl SqlSettings {
                 .table
                 .with_suffix(&schema::interval_suffix(self.interval)),
         }
-    }
-}
-
-/// A URL with its password replaced by `***`.
-fn redact(u: &url::Url) -> String {
-    let mut u = u.clone();
-    if u.password().is_some() {
-        let _ = u.set_password(Some("***"));
-    }
-    u.to_string()
-}
-
-/// Redacts what looks like `user:password@` in text that is not a valid URL.
-fn redact_text(s: &str) -> String {
-    match (s.find("://"), s.rfind('@')) {
-        (Some(a), Some(b)) if b > a => {
-            let auth = &s[a + 3..b];
-            match auth.split_once(':') {
-                Some((user, _)) => format!("{}://{user}:***{}", &s[..a], &s[b..]),
-                None => s.to_string(),
-            }
-        }
-        _ => s.to_string(),
     }
 }
 
