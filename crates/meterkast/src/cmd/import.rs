@@ -308,7 +308,7 @@ fn import_sequential(
             .read(&mut buf)
             .with_context(|| format!("{name}: read failed"))?;
         if n == 0 {
-            decoder.finish();
+            decoder.end_of_input();
             eof = true;
         } else {
             decoder.push(&buf[..n]);
@@ -364,7 +364,9 @@ fn decode_piece(data: Vec<u8>, crc_seen: bool, name: &str, received: i64) -> Bat
         match pieces.next() {
             Some(p) => decoder.push(p),
             None => {
-                decoder.finish();
+                // Pieces are cut right before a telegram: none is open at a piece's
+                // end unless it is the input's.
+                decoder.end_of_input();
                 last = true;
             }
         }
