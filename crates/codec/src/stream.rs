@@ -153,8 +153,8 @@ const MAX_UNCLEAN_APDU: usize = 8 * 1024;
 /// The extent a general-glo-ciphering header at the start of `data` announces (tag,
 /// system title, length, the length's value), when it is plausible: an 8-byte system
 /// title, a length of at most [`dlms::MAX_APDU`] and a security control byte of
-/// encryption with or without a tag (`tagged`: with one only). `None` if it cannot tell
-/// yet.
+/// encryption with or without a tag (`tagged`: with one only). The length is not
+/// checked. `None` if it cannot tell yet.
 fn glo_extent(data: &[u8], tagged: bool) -> Option<Result<usize, ()>> {
     match data.first() {
         Some(&cipher::GLO_TAG) => {}
@@ -186,15 +186,11 @@ fn glo_extent(data: &[u8], tagged: bool) -> Option<Result<usize, ()>> {
         0x20 | 0x21 => !tagged,
         _ => false,
     };
-    Some(if sc_ok && len <= dlms::MAX_APDU {
-        Ok(11 + n + len)
-    } else {
-        Err(())
-    })
+    Some(if sc_ok { Ok(11 + n + len) } else { Err(()) })
 }
 
-/// Whether `data` starts a ciphered APDU with a GCM tag and a plausible length; `None`
-/// if it cannot tell yet.
+/// Whether `data` starts a ciphered APDU with a GCM tag and a length worth waiting
+/// for after noise; `None` if it cannot tell yet.
 fn tagged_header(data: &[u8]) -> Option<bool> {
     glo_extent(data, true).map(|r| r.is_ok_and(|n| n <= MAX_UNCLEAN_APDU))
 }
@@ -244,6 +240,12 @@ fn unframed(data: &[u8], eof: bool) -> Found {
         Ok(n) => Found::Unit(Unit::Apdu, head + n),
         Err(DlmsError::Truncated) if eof => Found::Corrupt(DlmsError::Truncated, data.len()),
         Err(DlmsError::Truncated) if data.len() < limit => Found::NeedMore,
+        // A ciphering header that announces more than a message may hold: a frame
+        // too long to take, not noise. Only its first byte is consumed, so that a
+        // header made of noise costs nothing after it.
+        Err(DlmsError::TooLong) if matches!(glo_extent(apdu, false), Some(Ok(_))) => {
+            Found::Corrupt(DlmsError::TooLong, head + 1)
+        }
         Err(_) if eof => Found::Corrupt(DlmsError::Syntax("APDU does not parse"), data.len()),
         Err(_) => Found::NotAFrame,
     }
