@@ -1,8 +1,9 @@
 //! The stream decoder's laws on arbitrary input: the outcomes (accepted frames with
 //! their bytes and values, rejections with their messages) do not depend on how the
 //! input is split into reads, and nothing is held back after the end of the input.
-//! The first byte also picks one of the generated streams of every dialect, which is
-//! split the same way and must give one outcome per frame that went in.
+//! The first bytes also pick a run of frames from the generated streams of every
+//! dialect, which is split the same way and must give one outcome per frame that went
+//! in.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -33,10 +34,13 @@ fuzz_target!(|data: &[u8]| {
     let split = outcomes(keys, Reads::new(seed(data)).split(data));
     assert_eq!(split, whole, "the split changed the outcomes");
 
-    // No silent outcome: a generated stream, split as this input says.
-    if let Some(&first) = data.first() {
-        let s = &streams()[usize::from(first) % streams().len()];
-        let out = outcomes(s.keys, Reads::new(seed(data)).split(&s.bytes));
-        assert_eq!(out.len(), s.frames, "{}: frames in and outcomes out differ", s.name);
+    // No silent outcome: a run of up to four frames of a generated stream, split as
+    // this input says.
+    if let [pick, from, n, ..] = *data {
+        let s = &streams()[usize::from(pick) % streams().len()];
+        let from = usize::from(from) % s.frames;
+        let (bytes, frames) = s.frames_between(from, from + 1 + usize::from(n % 4));
+        let out = outcomes(s.keys, Reads::new(seed(data)).split(bytes));
+        assert_eq!(out.len(), frames, "{}: frames in and outcomes out differ", s.name);
     }
 });

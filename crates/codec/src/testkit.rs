@@ -124,10 +124,44 @@ pub struct Stream {
     pub bytes: Vec<u8>,
     /// Frames in it: each must come out as a frame or a rejection.
     pub frames: usize,
+    /// Where each frame ends in `bytes` (generated streams; empty for others), so that
+    /// a run of whole frames can be cut out with [`Stream::frames_between`].
+    pub ends: Vec<usize>,
     /// How many of them are longer than the documented limits ([`MAX_TELEGRAM`] up to
     /// the `!`, [`MAX_APDU`] for a message): each must come out as a `too_long`
     /// rejection, every other frame as an accepted one.
     pub too_long: usize,
+}
+
+impl Stream {
+    fn new(name: &'static str, keys: Keys) -> Stream {
+        Stream {
+            name,
+            keys,
+            bytes: Vec::new(),
+            frames: 0,
+            ends: Vec::new(),
+            too_long: 0,
+        }
+    }
+
+    /// Appends one frame (`too_long`: beyond the documented limits).
+    fn add(&mut self, frame: &[u8], too_long: bool) {
+        self.bytes.extend_from_slice(frame);
+        self.ends.push(self.bytes.len());
+        self.frames += 1;
+        self.too_long += usize::from(too_long);
+    }
+
+    /// The bytes of frames `from..to` (clamped to the frames there are) and how many
+    /// frames that is.
+    pub fn frames_between(&self, from: usize, to: usize) -> (&[u8], usize) {
+        let to = to.min(self.ends.len());
+        let from = from.min(to);
+        let start = if from == 0 { 0 } else { self.ends[from - 1] };
+        let end = if to == 0 { 0 } else { self.ends[to - 1] };
+        (&self.bytes[start..end], to - from)
+    }
 }
 
 /// The encryption key of every generated encrypted frame.
@@ -287,8 +321,7 @@ pub fn streams() -> Vec<Stream> {
     let st = *b"SAG\x05\x00\x00\x00\x01";
 
     // DSMR 5 telegrams of 0.6 to 17 KiB (the longest beyond MAX_TELEGRAM: one rejection).
-    let mut b = Vec::new();
-    let (mut n, mut too_long) = (0, 0);
+    let mut s = Stream::new("dsmr5", Keys::default());
     let base = dsmr5(0, 0).len();
     for (i, size) in [600usize, 2000, 3000]
         .into_iter()
@@ -297,113 +330,61 @@ pub fn streams() -> Vec<Stream> {
         .enumerate()
     {
         let t = dsmr5(i as u32, size.saturating_sub(base));
-        too_long += usize::from(t.iter().position(|&c| c == b'!') >= Some(MAX_TELEGRAM));
-        b.extend(t);
-        n += 1;
+        s.add(&t, t.iter().position(|&c| c == b'!') >= Some(MAX_TELEGRAM));
     }
-    out.push(Stream {
-        name: "dsmr5",
-        keys: Keys::default(),
-        bytes: b,
-        frames: n,
-        too_long,
-    });
+    out.push(s);
 
     // DSMR 2.2 without CRC; a Fluvius header with a raw 0xAB starting the stream.
-    out.push(Stream {
-        name: "dsmr22",
-        keys: Keys::default(),
-        bytes: (0..8).flat_map(dsmr22).collect(),
-        frames: 8,
-        too_long: 0,
-    });
-    out.push(Stream {
-        name: "fluvius-raw-header",
-        keys: Keys::default(),
-        bytes: (0..6)
-            .flat_map(|i| dsmr5_with_header(i, 40, b"/FLU5\xAB769484_A"))
-            .collect(),
-        frames: 6,
-        too_long: 0,
-    });
+    let mut s = Stream::new("dsmr22", Keys::default());
+    (0..8).for_each(|i| s.add(&dsmr22(i), false));
+    out.push(s);
+    let mut s = Stream::new("fluvius-raw-header", Keys::default());
+    (0..6).for_each(|i| s.add(&dsmr5_with_header(i, 40, b"/FLU5\xAB769484_A"), false));
+    out.push(s);
 
     // Smarty: DSMR 5 in general-glo-ciphering, 2 to 4 KiB and near every edge.
     let mut enc = Encoder::new(&KEY, None, st, 1);
-    let mut b = Vec::new();
-    let (mut n, mut too_long) = (0, 0);
+    let mut s = Stream::new("smarty", keys());
     for (i, size) in (2048..=4096).step_by(512).chain(near_edges(3)).enumerate() {
         let frame = enc.smarty(&dsmr5(i as u32, size.saturating_sub(base + 30)));
-        too_long += usize::from(frame.len() > MAX_APDU);
-        b.extend(frame);
-        n += 1;
+        s.add(&frame, frame.len() > MAX_APDU);
     }
-    out.push(Stream {
-        name: "smarty",
-        keys: keys(),
-        bytes: b,
-        frames: n,
-        too_long,
-    });
+    out.push(s);
 
     // EVN-style M-Bus and HDLC (plain and ciphered) with messages near every edge.
-    let mut mbus = Vec::new();
-    let mut hdlc = Vec::new();
-    let mut n = 0;
+    let mut mbus = Stream::new("mbus", keys());
+    let mut hdlc = Stream::new("hdlc", keys());
     for (i, size) in [300usize].into_iter().chain(near_edges(5)).enumerate() {
         let apdu = notification_of(i as u32, size.min(MAX_APDU - 64));
         // M-Bus numbers its segments in four bits: at most 16 of 250 bytes.
         let short = notification_of(i as u32, size.min(15 * MAX_SEGMENT));
-        mbus.extend(enc.mbus(&short));
-        hdlc.extend(enc.hdlc(&apdu, i % 2 == 0, [128, 1000, 2000][i % 3]));
-        n += 1;
+        mbus.add(&enc.mbus(&short), false);
+        hdlc.add(
+            &enc.hdlc(&apdu, i % 2 == 0, [128, 1000, 2000][i % 3]),
+            false,
+        );
     }
-    out.push(Stream {
-        name: "mbus",
-        keys: keys(),
-        bytes: mbus,
-        frames: n,
-        too_long: 0,
-    });
-    out.push(Stream {
-        name: "hdlc",
-        keys: keys(),
-        bytes: hdlc,
-        frames: n,
-        too_long: 0,
-    });
+    out.push(mbus);
+    out.push(hdlc);
 
     // Unframed plain notifications up to the 2 KiB wait, back to back.
-    let mut b = Vec::new();
-    let mut n = 0;
+    let mut s = Stream::new("apdu", keys());
     for (i, size) in [200usize, 1000, 2040, 2047, 2048].into_iter().enumerate() {
-        b.extend(notification_of(i as u32, size));
-        n += 1;
+        s.add(&notification_of(i as u32, size), false);
     }
-    out.push(Stream {
-        name: "apdu",
-        keys: keys(),
-        bytes: b,
-        frames: n,
-        too_long: 0,
-    });
+    out.push(s);
 
     // Hex lines, as MQTT bridges publish them: one frame per line.
-    let mut b = Vec::new();
-    let mut n = 0;
+    let mut s = Stream::new("hex", keys());
     for (i, size) in [300usize, 2000, 4100].into_iter().enumerate() {
         let frame = enc.hdlc(&notification_of(i as u32, size), true, 2000);
-        for byte in frame {
-            b.extend_from_slice(alloc::format!("{byte:02X}").as_bytes());
-        }
-        b.push(b'\n');
-        n += 1;
+        let mut line: Vec<u8> = frame
+            .iter()
+            .flat_map(|b| alloc::format!("{b:02X}").into_bytes())
+            .collect();
+        line.push(b'\n');
+        s.add(&line, false);
     }
-    out.push(Stream {
-        name: "hex",
-        keys: keys(),
-        bytes: b,
-        frames: n,
-        too_long: 0,
-    });
+    out.push(s);
     out
 }

@@ -57,6 +57,7 @@ fn corpus_streams() -> Vec<Stream> {
             keys: Keys::default(),
             frames: text.len(),
             bytes: text.concat_bytes(),
+            ends: vec![],
             too_long: 0,
         },
         Stream {
@@ -64,6 +65,7 @@ fn corpus_streams() -> Vec<Stream> {
             keys: Keys::default(),
             frames: bin.len(),
             bytes: bin.concat_bytes(),
+            ends: vec![],
             too_long: 0,
         },
         Stream {
@@ -71,6 +73,7 @@ fn corpus_streams() -> Vec<Stream> {
             keys: Keys::default(),
             frames: hex.len() - silent_today,
             bytes: lines(&hex),
+            ends: vec![],
             too_long: 0,
         },
     ]
@@ -109,9 +112,15 @@ fn every_frame_that_goes_in_comes_out() {
             s.frames,
             out.len()
         );
-        // Each generated frame is one outcome, never more.
+        // Each generated frame is one outcome, never more, in the stream and alone.
         if !s.name.starts_with("corpus") {
             assert_eq!(out.len(), s.frames, "{}: {out:#?}", s.name);
+            for i in 0..s.frames {
+                let (bytes, n) = s.frames_between(i, i + 1);
+                assert_eq!(n, 1);
+                let out = outcomes(s.keys, [bytes]);
+                assert_eq!(out.len(), 1, "{} frame {i} alone: {out:#?}", s.name);
+            }
         }
     }
 }
