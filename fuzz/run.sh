@@ -35,7 +35,7 @@ if command -v rustup >/dev/null 2>&1; then cargo+=("+$toolchain"); fi
 if [[ "$toolchain" != nightly* ]]; then export RUSTC_BOOTSTRAP=1; fi
 echo "fuzz: toolchain $toolchain${RUSTC_BOOTSTRAP:+ (RUSTC_BOOTSTRAP=1)}"
 
-all=(dsmr_stream dsmr_parse_body dlms_stream mbus_frame hdlc_frame cosem_notification)
+all=(dsmr_stream dsmr_parse_body dlms_stream mbus_frame hdlc_frame cosem_notification chunking)
 read -r -a targets <<<"${FUZZ_TARGETS:-${all[*]}}"
 
 work="$(mktemp -d)"

@@ -24,6 +24,7 @@ pub mod model;
 pub mod obis;
 pub mod reading;
 pub mod stream;
+pub mod testkit;
 pub mod time;
 
 pub use decimal::Decimal;

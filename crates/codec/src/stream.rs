@@ -117,7 +117,8 @@ impl Stats {
     }
 }
 
-/// The longest hex line or unframed APDU waited for before the bytes count as noise.
+/// The longest unframed APDU without a length in its header (a plain notification)
+/// waited for before its bytes count as noise.
 const MAX_UNFRAMED: usize = 2 * 1024;
 
 /// A binary unit found at the start of a buffer.
@@ -145,19 +146,23 @@ fn from_framing<T>(f: Framing<T>, unit: Unit) -> Found {
     }
 }
 
-/// The longest ciphered APDU looked for right after noise (Smarty frames are ~700 bytes).
-const MAX_UNCLEAN_APDU: usize = 2048;
+/// The longest ciphered APDU looked for right after noise (Smarty frames are 0.7 to
+/// 4 KiB: DSMR 5 with a long text message).
+const MAX_UNCLEAN_APDU: usize = 8 * 1024;
 
-/// Whether `data` starts a ciphered APDU with a GCM tag and a plausible length; `None`
-/// if it cannot tell yet.
-fn tagged_header(data: &[u8]) -> Option<bool> {
+/// The extent a general-glo-ciphering header at the start of `data` announces (tag,
+/// system title, length, the length's value), when it is plausible: an 8-byte system
+/// title, a length of at most [`dlms::MAX_APDU`] and a security control byte of
+/// encryption with or without a tag (`tagged`: with one only). The length is not
+/// checked. `None` if it cannot tell yet.
+fn glo_extent(data: &[u8], tagged: bool) -> Option<Result<usize, ()>> {
     match data.first() {
         Some(&cipher::GLO_TAG) => {}
-        Some(_) => return Some(false),
+        Some(_) => return Some(Err(())),
         None => return None,
     }
     if *data.get(1)? != 8 {
-        return Some(false);
+        return Some(Err(()));
     }
     let first = *data.get(10)?;
     let n = if first < 0x80 {
@@ -166,7 +171,7 @@ fn tagged_header(data: &[u8]) -> Option<bool> {
         usize::from(first & 0x7F)
     };
     if n > 2 {
-        return Some(false);
+        return Some(Err(()));
     }
     let mut len = usize::from(first);
     if n > 0 {
@@ -176,7 +181,29 @@ fn tagged_header(data: &[u8]) -> Option<bool> {
             .fold(0, |l, b| l << 8 | usize::from(*b));
     }
     let sc = *data.get(11 + n)?;
-    Some(len <= MAX_UNCLEAN_APDU && (sc == 0x30 || sc == 0x31))
+    let sc_ok = match sc {
+        0x30 | 0x31 => true,
+        0x20 | 0x21 => !tagged,
+        _ => false,
+    };
+    Some(if sc_ok { Ok(11 + n + len) } else { Err(()) })
+}
+
+/// Whether `data` starts a ciphered APDU with a GCM tag and a length worth waiting
+/// for after noise; `None` if it cannot tell yet.
+fn tagged_header(data: &[u8]) -> Option<bool> {
+    glo_extent(data, true).map(|r| r.is_ok_and(|n| n <= MAX_UNCLEAN_APDU))
+}
+
+/// How many bytes of an unframed APDU (after `head` bytes of LLC) are waited for
+/// before it counts as noise: what a plausible ciphering header announces, otherwise
+/// [`MAX_UNFRAMED`]. It depends only on the bytes, never on how many have arrived, so
+/// that the outcome is the same in any chunking.
+fn wait_limit(apdu: &[u8], head: usize) -> usize {
+    match glo_extent(apdu, false) {
+        Some(Ok(n)) => MAX_UNFRAMED.max(head + n),
+        _ => MAX_UNFRAMED,
+    }
 }
 
 /// The extent of an APDU without framing (`eof`: no more bytes will come).
@@ -193,7 +220,15 @@ fn unframed(data: &[u8], eof: bool) -> Found {
         None if head > 0 && !eof => return Found::NeedMore,
         _ => return Found::NotAFrame,
     };
+    // A hex line holds all its bytes; in a raw stream, an APDU longer than the wait
+    // limit is noise whether or not its end has arrived yet.
+    let limit = if eof {
+        usize::MAX
+    } else {
+        wait_limit(apdu, head)
+    };
     match res {
+        Ok(n) if head + n > limit => Found::NotAFrame,
         // Unframed in a raw stream, a stray 0x0F must not swallow the frame after it:
         // a bare notification counts only when it decodes.
         Ok(n) if !eof && head == 0 && apdu[0] == cosem::TAG => {
@@ -204,7 +239,13 @@ fn unframed(data: &[u8], eof: bool) -> Found {
         }
         Ok(n) => Found::Unit(Unit::Apdu, head + n),
         Err(DlmsError::Truncated) if eof => Found::Corrupt(DlmsError::Truncated, data.len()),
-        Err(DlmsError::Truncated) if data.len() < MAX_UNFRAMED => Found::NeedMore,
+        Err(DlmsError::Truncated) if data.len() < limit => Found::NeedMore,
+        // A ciphering header that announces more than a message may hold: a frame
+        // too long to take, not noise. Only its first byte is consumed, so that a
+        // header made of noise costs nothing after it.
+        Err(DlmsError::TooLong) if matches!(glo_extent(apdu, false), Some(Ok(_))) => {
+            Found::Corrupt(DlmsError::TooLong, head + 1)
+        }
         Err(_) if eof => Found::Corrupt(DlmsError::Syntax("APDU does not parse"), data.len()),
         Err(_) => Found::NotAFrame,
     }
@@ -235,7 +276,9 @@ fn advance(u: Unit, n: usize) -> usize {
 }
 
 /// Whether `data` (starting with `/`) starts a DSMR telegram: `/`, three letters and
-/// printable text up to the line end. `None` if it cannot tell yet.
+/// printable text up to the line end, with at most [`MAX_HEADER_RAW`] raw bytes above
+/// 0x7F (Fluvius meters write `/FLU5\253…` with a raw 0xAB; the CRC proves such a
+/// telegram). `None` if it cannot tell yet.
 ///
 /// A [`Decoder`] switches to DSMR at the first such start; a DSMR stream cut right
 /// before one (at a line start) decodes the same in pieces as in one go, given
@@ -245,12 +288,14 @@ pub fn dsmr_start(data: &[u8]) -> Option<bool> {
         return Some(false);
     }
     const MAX_HEADER: usize = 96;
+    let mut raw = 0;
     for (i, &b) in data.iter().enumerate().skip(1).take(MAX_HEADER) {
         match b {
             b'\r' | b'\n' => return Some(i > 4),
             _ if i < 4 && !b.is_ascii_alphabetic() => return Some(false),
             // DSMR 2.2 headers carry a raw 0x02 (`\2`).
             0x02 | 0x20..=0x7E => {}
+            0x80..=0xFF if raw < MAX_HEADER_RAW => raw += 1,
             _ => return Some(false),
         }
     }
@@ -258,6 +303,9 @@ pub fn dsmr_start(data: &[u8]) -> Option<bool> {
         .then_some(())
         .map_or(Some(false), |_| None)
 }
+
+/// The most bytes above 0x7F a DSMR identification line may carry.
+pub const MAX_HEADER_RAW: usize = 2;
 
 /// Whether `data` starts a line of hex text; its length up to and including the line
 /// feed. `None` if the line is not complete yet.
@@ -310,6 +358,8 @@ pub struct Decoder {
     raw: Vec<u8>,
     /// The last rejection was a whole frame (in `raw`), with this system title.
     rejected: Option<Option<[u8; 8]>>,
+    /// [`Decoder::end_of_input`] was called and nothing was pushed since.
+    ended: bool,
     stats: Stats,
 }
 
@@ -329,6 +379,7 @@ impl Default for Decoder {
             session: Session::default(),
             raw: Vec::new(),
             rejected: None,
+            ended: false,
             stats: Stats::default(),
         }
     }
@@ -385,6 +436,10 @@ impl Decoder {
 
     /// Appends received bytes, in any chunking.
     pub fn push(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        self.ended = false;
         if self.dsmr_mode {
             self.dsmr.push(data);
             return;
@@ -406,6 +461,18 @@ impl Decoder {
         } else if self.buf.last().is_some_and(|b| *b != b'\n') {
             self.buf.push(b'\n');
         }
+    }
+
+    /// Marks the true end of the input: the end of a file or of standard input (not one
+    /// MQTT message, nor a connection that will be made again). Like
+    /// [`finish`](Self::finish), and every frame still open is reported by the
+    /// following calls to [`next`](Self::next) as a rejection saying that the input
+    /// ended: a DSMR telegram without its `!`, a binary frame shorter than its header
+    /// announces, a multi-frame message missing its last frames. Pushing more bytes
+    /// afterwards starts a new input.
+    pub fn end_of_input(&mut self) {
+        self.finish();
+        self.ended = true;
     }
 
     /// Whether the DSMR stream has carried a CRC, so that every later telegram must.
@@ -505,7 +572,18 @@ impl Decoder {
         };
         if b == b'/' {
             match dsmr_start(data) {
-                None => return Step::NeedMore,
+                // At the end of the input, `/` and three letters without a line end
+                // are a telegram cut off in its identification line.
+                None if self.ended && data.len() > 4 => {
+                    self.dsmr_mode = true;
+                    self.dsmr.push(data);
+                    self.dsmr.finish();
+                    self.buf = Vec::new();
+                    self.pos = 0;
+                    return Step::Continue;
+                }
+                None if !self.ended => return Step::NeedMore,
+                None => {}
                 Some(true) => {
                     self.dsmr_mode = true;
                     self.dsmr.push(data);
@@ -541,9 +619,10 @@ impl Decoder {
             // After noise only a tagged ciphered APDU may start here (see the module
             // documentation).
             return match tagged_header(data) {
-                None => Step::NeedMore,
+                None if !self.ended => Step::NeedMore,
+                None => self.skip(1),
                 Some(false) => self.skip(1),
-                Some(true) => match find(data, false) {
+                Some(true) => match find(data, self.ended) {
                     Found::Unit(u, n) => {
                         self.pos += n;
                         self.clean = true;
@@ -559,7 +638,7 @@ impl Decoder {
                 },
             };
         }
-        match find(data, false) {
+        match find(data, self.ended) {
             Found::Unit(u, n) => {
                 let start = self.pos;
                 self.pos += advance(u, n);
@@ -577,6 +656,14 @@ impl Decoder {
                 self.clean = true;
                 // A damaged frame inside a multi-frame message loses the whole message.
                 self.session.abort();
+                if self.ended && e == DlmsError::Truncated {
+                    return Step::Reject(Rejection {
+                        cause: "truncated",
+                        message: String::from(
+                            "the input ended in the middle of a frame (shorter than its header announces); dropped",
+                        ),
+                    });
+                }
                 Step::Reject(e.into())
             }
             Found::NeedMore => Step::NeedMore,
@@ -603,6 +690,16 @@ impl Decoder {
                 return self.next_dsmr();
             }
             match self.step() {
+                Step::NeedMore if self.ended && self.session.abort() => {
+                    let r = Rejection {
+                        cause: "truncated",
+                        message: String::from(
+                            "the input ended in the middle of a multi-frame message (its last frames never came); dropped",
+                        ),
+                    };
+                    self.stats.count_rejection(r.cause);
+                    return Some(Err(r));
+                }
                 Step::NeedMore => return None,
                 Step::Continue => {}
                 Step::Reject(r) => {
@@ -676,6 +773,12 @@ impl Decoder {
             FrameEvent::Dropped(FrameDrop::Truncated) => Err(Rejection {
                 cause: "truncated",
                 message: String::from("telegram cut off by the start of the next one; dropped"),
+            }),
+            FrameEvent::Dropped(FrameDrop::EndOfInput) => Err(Rejection {
+                cause: "truncated",
+                message: String::from(
+                    "the input ended in the middle of a telegram (its '!' and checksum never came); dropped",
+                ),
             }),
         };
         match &res {

@@ -122,3 +122,33 @@ pub async fn serve(
 pub fn local_addr(l: &TcpListener) -> Option<SocketAddr> {
     l.local_addr().ok()
 }
+
+/// A DSMR telegram as the bridge sends it: whole, from `/` through `!XXXX\r\n`. Tools
+/// that frame on the line end after the checksum (dsmr_parser, hence Home Assistant)
+/// lose a telegram without one, so one is added when the meter's never came (the input
+/// ended, or the next telegram followed at once). Anything else goes on as it is.
+pub fn whole_telegram(raw: Arc<[u8]>) -> Arc<[u8]> {
+    if raw.first() != Some(&b'/') || raw.ends_with(b"\n") {
+        return raw;
+    }
+    let end = raw.len() - usize::from(raw.ends_with(b"\r"));
+    let mut t = Vec::with_capacity(end + 2);
+    t.extend_from_slice(&raw[..end]);
+    t.extend_from_slice(b"\r\n");
+    t.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn telegrams_go_out_with_their_line_end() {
+        let out = |b: &[u8]| whole_telegram(Arc::from(b)).to_vec();
+        assert_eq!(out(b"/X\r\n!0B9F\r\n"), b"/X\r\n!0B9F\r\n");
+        assert_eq!(out(b"/X\r\n!0B9F"), b"/X\r\n!0B9F\r\n");
+        assert_eq!(out(b"/X\r\n!0B9F\r"), b"/X\r\n!0B9F\r\n");
+        assert_eq!(out(b"/X\r\n!\n"), b"/X\r\n!\n");
+        assert_eq!(out(&[0x7E, 0xA0, 0x7E]), [0x7E, 0xA0, 0x7E]);
+    }
+}

@@ -25,6 +25,8 @@ pub enum FrameDrop {
     TooLong,
     /// A telegram was cut off: a new `/` started before its `!`.
     Truncated,
+    /// The input ended (see [`DsmrFramer::finish`]) before the telegram's `!`.
+    EndOfInput,
     /// The checksum after `!` is not hex digits followed by a line end.
     BadChecksumField,
 }
@@ -155,14 +157,22 @@ impl DsmrFramer {
                     None if self.eof => rest.len(),
                     None => return None,
                 };
-                self.searched = 0;
-                // Include the line end in `raw`.
-                for _ in 0..2 {
-                    match rest.get(end) {
-                        Some(b'\r') | Some(b'\n') => end += 1,
-                        _ => break,
+                // Include the line end in `raw`: `\r\n`, a lone `\n`, or a lone `\r`
+                // when something else follows it. Wait for the byte after a `\r` (it is
+                // the `\n` on every meter), so that where a read ends never decides
+                // what the telegram holds; after a `\n` the telegram is complete.
+                if !bad_crc {
+                    match (rest.get(end), rest.get(end + 1)) {
+                        (Some(b'\n'), _) => end += 1,
+                        (Some(b'\r'), Some(b'\n')) => end += 2,
+                        (Some(b'\r'), Some(_)) => end += 1,
+                        (Some(b'\r'), None) if self.eof => end += 1,
+                        (Some(b'\r'), None) => return None,
+                        (None, _) if !self.eof => return None,
+                        _ => {}
                     }
                 }
+                self.searched = 0;
                 let from = self.consumed;
                 self.consumed += end;
                 if bad_crc {
@@ -184,7 +194,7 @@ impl DsmrFramer {
             None if self.eof => {
                 self.consumed = self.buf.len();
                 self.searched = 0;
-                Some(FrameEvent::Dropped(FrameDrop::Truncated))
+                Some(FrameEvent::Dropped(FrameDrop::EndOfInput))
             }
             None => {
                 self.searched = rest.len() - 1;
@@ -252,8 +262,38 @@ mod tests {
         f.push(b"/B\r\n1-0:1.8.1(");
         assert_eq!(f.next(), None);
         f.finish();
-        assert_eq!(f.next(), Some(FrameEvent::Dropped(FrameDrop::Truncated)));
+        assert_eq!(f.next(), Some(FrameEvent::Dropped(FrameDrop::EndOfInput)));
         assert_eq!(f.next(), None);
+    }
+
+    #[test]
+    fn the_line_end_after_the_checksum_belongs_to_the_telegram_in_any_chunking() {
+        let data = b"/X\r\n!0B9F\r\n/Y\r\n!\r\n/Z\r\n!1234\n";
+        let raws = |chunks: &[&[u8]]| {
+            let mut f = DsmrFramer::new();
+            let mut out = vec![];
+            for c in chunks {
+                f.push(c);
+                while let Some(FrameEvent::Telegram(t)) = f.next() {
+                    out.push(t.raw.to_vec());
+                }
+            }
+            out
+        };
+        let expected = vec![
+            b"/X\r\n!0B9F\r\n".to_vec(),
+            b"/Y\r\n!\r\n".to_vec(),
+            b"/Z\r\n!1234\n".to_vec(),
+        ];
+        assert_eq!(raws(&[data]), expected);
+        for cut in 0..data.len() {
+            assert_eq!(
+                raws(&[&data[..cut], &data[cut..]]),
+                expected,
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(raws(&data.chunks(1).collect::<Vec<_>>()), expected);
     }
 
     #[test]

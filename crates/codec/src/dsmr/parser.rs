@@ -317,6 +317,7 @@ struct Seen<'t> {
     smarty_messages: bool,
     import_in_wh: bool,
     version: Option<&'t str>,
+    threshold_unit: Option<&'t str>,
 }
 
 fn detect(header: &str, t: &Telegram<'_>, has_crc: bool) -> Dialect {
@@ -328,6 +329,7 @@ fn detect(header: &str, t: &Telegram<'_>, has_crc: bool) -> Dialect {
             (0, 0, 96, 13, 2) => seen.smarty_messages = true,
             (1, 0, 1, 8, 0) => seen.import_in_wh = o.value.unit() == Some("Wh"),
             (1, 3, 0, 2, 8) => seen.version = o.value.as_text(),
+            (0, 0, 17, 0, 0) => seen.threshold_unit = o.value.unit(),
             _ => {}
         }
     }
@@ -357,11 +359,20 @@ fn detect(header: &str, t: &Telegram<'_>, has_crc: bool) -> Dialect {
         _ => {}
     }
     if !has_crc {
-        let id = t.meter_id().unwrap_or("");
-        return if id.len() > 14 || id.bytes().any(|b| b.is_ascii_uppercase()) {
-            Dialect::Dsmr30
-        } else {
-            Dialect::Dsmr22
+        // DSMR 2.2 states the power threshold in kW (`0-0:17.0.0(0999.00*kW)`), DSMR
+        // 3.0 in A (`(016*A)`); without one, DSMR 3.0 hex-encodes the equipment
+        // identifier where DSMR 2.2 meters may write plain digits.
+        return match seen.threshold_unit {
+            Some("kW") => Dialect::Dsmr22,
+            Some("A") => Dialect::Dsmr30,
+            _ => {
+                let id = t.meter_id().unwrap_or("");
+                if id.len() > 14 || id.bytes().any(|b| b.is_ascii_uppercase()) {
+                    Dialect::Dsmr30
+                } else {
+                    Dialect::Dsmr22
+                }
+            }
         };
     }
     Dialect::Dsmr

@@ -326,7 +326,7 @@ fn import_sequential(
             .read(&mut buf)
             .with_context(|| format!("{name}: read failed"))?;
         if n == 0 {
-            decoder.finish();
+            decoder.end_of_input();
             eof = true;
         } else {
             decoder.push(&buf[..n]);
@@ -353,6 +353,8 @@ fn import_sequential(
 /// What a decode worker makes of one piece.
 struct Batch {
     data: Vec<u8>,
+    /// The piece ends the input.
+    last: bool,
     events: Vec<Result<Item, Rejection>>,
     meters: Vec<String>,
     /// The last raw telegram of each meter in the piece, by index into `meters`.
@@ -367,7 +369,7 @@ struct Batch {
 }
 
 /// Decodes a piece with a new decoder, as if it followed its predecessors in one stream.
-fn decode_piece(data: Vec<u8>, crc_seen: bool, name: &str, received: i64) -> Batch {
+fn decode_piece(data: Vec<u8>, is_last: bool, crc_seen: bool, name: &str, received: i64) -> Batch {
     let mut reducer = Reducer::new(name, received);
     let mut decoder = Decoder::new();
     decoder.set_dsmr_crc_seen(crc_seen);
@@ -382,7 +384,14 @@ fn decode_piece(data: Vec<u8>, crc_seen: bool, name: &str, received: i64) -> Bat
         match pieces.next() {
             Some(p) => decoder.push(p),
             None => {
-                decoder.finish();
+                if is_last {
+                    decoder.end_of_input();
+                } else {
+                    // Every other piece ends right before a telegram's '/': show it,
+                    // so that a telegram still open is cut off by it as in one pass
+                    // (the '/' itself stays with the next piece).
+                    decoder.push(b"/");
+                }
                 last = true;
             }
         }
@@ -411,6 +420,7 @@ fn decode_piece(data: Vec<u8>, crc_seen: bool, name: &str, received: i64) -> Bat
     }
     Batch {
         data,
+        last: is_last,
         events,
         meters: reducer.meters,
         last_raw,
@@ -460,15 +470,15 @@ fn import_parallel(
         let mut inputs = Vec::new();
         let mut outputs = Vec::new();
         for _ in 0..threads {
-            let (in_tx, in_rx) = mpsc::sync_channel::<Vec<u8>>(1);
+            let (in_tx, in_rx) = mpsc::sync_channel::<(Vec<u8>, bool)>(1);
             let (out_tx, out_rx) = mpsc::sync_channel::<Batch>(1);
             inputs.push(in_tx);
             outputs.push(out_rx);
             scope.spawn(move || {
                 // A CRC this worker saw in an earlier piece holds for its later ones.
                 let mut crc_seen = false;
-                for data in in_rx {
-                    let b = decode_piece(data, crc_seen, name, received);
+                for (data, last) in in_rx {
+                    let b = decode_piece(data, last, crc_seen, name, received);
                     crc_seen |= b.crc_seen_out;
                     if out_tx.send(b).is_err() {
                         break;
@@ -497,7 +507,7 @@ fn import_parallel(
                         }
                     }
                 }
-                if inputs[k % threads].send(data).is_err() {
+                if inputs[k % threads].send((data, last)).is_err() {
                     return Ok(());
                 }
                 k += 1;
@@ -514,7 +524,7 @@ fn import_parallel(
                 if crc_seen && !b.crc_seen_in && b.depends_on_crc {
                     // The worker could not know the stream had carried a CRC: decode
                     // the piece again as the one decoder would have.
-                    b = decode_piece(std::mem::take(&mut b.data), true, name, received);
+                    b = decode_piece(std::mem::take(&mut b.data), b.last, true, name, received);
                 }
                 crc_seen |= b.crc_seen_out;
                 for ev in b.events {

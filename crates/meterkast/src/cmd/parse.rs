@@ -140,7 +140,7 @@ fn decode_input(
         decoder.push(&buf[..n]);
         drain(&mut decoder, out)?;
     }
-    decoder.finish();
+    decoder.end_of_input();
     drain(&mut decoder, out)?;
     summary.add(&decoder);
     Ok(())

@@ -973,7 +973,9 @@ async fn serve(settings: Settings) -> Result<()> {
                     // Never waits: the sink queues on disk by itself.
                     sink.offer(crate::sink::sql::SqlRow::new(&inc));
                 }
-                let _ = bridge_tx.send(raw);
+                if bridge_tx.receiver_count() > 0 {
+                    let _ = bridge_tx.send(crate::bridge::whole_telegram(raw));
+                }
                 let Some(tx) = store_tx.clone() else {
                     continue;
                 };

@@ -25,7 +25,7 @@ pub async fn run(spec: &SourceSpec, mut ctx: Ctx) -> Result<()> {
             .await
             .with_context(|| format!("reading {path} failed"))?;
         if n == 0 {
-            feeder.feed(&[], true).await?;
+            feeder.end_of_input().await?;
             break;
         }
         // When pacing, feed in small steps so each telegram waits for its time.

@@ -463,6 +463,13 @@ impl Feeder {
         self.feed_acked(bytes, end_of_message, None).await
     }
 
+    /// Marks the true end of the input (the end of a replayed file): frames still open
+    /// are reported as rejected because the input ended.
+    pub async fn end_of_input(&mut self) -> Result<usize> {
+        self.decoder.end_of_input();
+        self.feed(&[], false).await
+    }
+
     /// Like [`Feeder::feed`], with an acknowledgement for the bytes: it rides on the
     /// last frame they complete (the writer commits in order, so the earlier ones are
     /// committed by then), or runs at once when they complete none (rejected or partial
