@@ -39,11 +39,11 @@ use crate::store::Location;
 #[command(verbatim_doc_comment)]
 pub struct RunArgs {
     /// A TOML configuration file (see meterkast.example.toml).
-    #[arg(long, env = "MK_CONFIG")]
+    #[arg(help_heading = "Configuration files", long, env = "MK_CONFIG")]
     pub config: Option<PathBuf>,
     /// The EVN decoder's environment file (server.env): its key, MQTT and database
     /// settings fill what the config file leaves unset.
-    #[arg(long, env = "MK_ENV_FILE")]
+    #[arg(help_heading = "Configuration files", long, env = "MK_ENV_FILE")]
     pub env_file: Option<PathBuf>,
     /// A source URL; repeat for several meters.
     #[arg(
