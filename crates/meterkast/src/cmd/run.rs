@@ -146,11 +146,19 @@ pub struct RunArgs {
     pub mqtt_base_topic: Option<String>,
     /// Publish the EVN decoder's JSON to exactly this topic ({meter} allowed), e.g.
     /// sensors/smartmeter/values; implies --mqtt-format evn [default: BASE/METER/evn].
-    #[arg(help_heading = "MQTT and Home Assistant", long, env = "MK_MQTT_EVN_TOPIC")]
+    #[arg(
+        help_heading = "MQTT and Home Assistant",
+        long,
+        env = "MK_MQTT_EVN_TOPIC"
+    )]
     pub mqtt_evn_topic: Option<String>,
     /// This instance's id, for its availability topic BASE/ID/status; keep it stable
     /// across restarts [default: the host name].
-    #[arg(help_heading = "MQTT and Home Assistant", long, env = "MK_MQTT_INSTANCE")]
+    #[arg(
+        help_heading = "MQTT and Home Assistant",
+        long,
+        env = "MK_MQTT_INSTANCE"
+    )]
     pub mqtt_instance: Option<String>,
     /// Forward every frame exactly as received (MQTT 5, QoS 1, queued on disk while
     /// the broker is away): mqtt://[user:pass@]broker[:port]/meters/{meter}. Without

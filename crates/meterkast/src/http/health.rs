@@ -52,7 +52,13 @@ fn sources(s: &AppState, out: &mut Vec<String>) {
 /// The store cannot write: commits fail (a full disk, a lost database connection) and
 /// readings wait in memory to be retried.
 fn store(s: &AppState, out: &mut Vec<String>) {
-    if let Some(why) = s.metrics.store_trouble.lock().expect("trouble lock").clone() {
+    if let Some(why) = s
+        .metrics
+        .store_trouble
+        .lock()
+        .expect("trouble lock")
+        .clone()
+    {
         out.push(format!("the store cannot write: {why}"));
     }
 }
