@@ -132,3 +132,39 @@ fn mqtt_source_takes_raw_and_hex_payloads() {
     let _ = client.disconnect();
     d.stop();
 }
+
+/// A bridge that drops the connection in the middle of a telegram: the half telegram
+/// is counted as a rejection saying the input ended (never dropped in silence), and
+/// the telegrams on either side of the reconnect are stored.
+#[test]
+fn a_connection_lost_mid_telegram_is_a_rejection_not_silence() {
+    let dir = tmpdir("tcp-cut");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let t0 = now() - 600;
+    std::thread::spawn(move || {
+        for (k, conn) in listener.incoming().enumerate() {
+            let Ok(mut c) = conn else { continue };
+            if k == 0 {
+                let _ = c.write_all(&telegram("C1", t0, 5000));
+                let half = telegram("C1", t0 + 1, 5001);
+                let _ = c.write_all(&half[..half.len() / 2]);
+            } else {
+                let _ = c.write_all(&telegram("C1", t0 + 2 + k as i64, 5002 + k as i64));
+                std::thread::sleep(Duration::from_secs(30));
+            }
+        }
+    });
+    let d = Daemon::start(&dir, &[format!("tcp://127.0.0.1:{port}")], &[]);
+    wait_for("the telegram after the reconnect", 30, || {
+        latest_import_kwh(&d).is_some_and(|v| v >= 5.003)
+    });
+    let metrics = get(d.port, "/metrics").unwrap();
+    let truncated: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("meterkast_telegrams_rejected_total") && l.contains("truncated"))
+        .collect();
+    assert_eq!(truncated.len(), 1, "{metrics}");
+    assert!(truncated[0].ends_with(" 1"), "{truncated:?}");
+    d.stop();
+}

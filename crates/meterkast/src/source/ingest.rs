@@ -291,7 +291,7 @@ pub async fn run(s: IngestSettings, mut ctx: Ctx) -> Result<()> {
                 // Each message is one frame, decoded on its own: redeliveries and
                 // the split across workers must not look like a meter's replays.
                 feeder.set_keys(keys.get(meter));
-                feeder.reset();
+                feeder.reset().await?;
                 let acks = acks.clone();
                 let msg = p.clone();
                 let ack = Ack::new(move || {

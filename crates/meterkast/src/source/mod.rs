@@ -452,9 +452,15 @@ impl Feeder {
         self.keys = keys;
     }
 
-    /// Starts over after a reconnect: bytes of a half-received frame are dropped.
-    pub fn reset(&mut self) {
+    /// Starts over after a reconnect (or, for the ingest workers, before each message):
+    /// a frame still half-received is reported as a rejection saying the input ended,
+    /// never dropped in silence, then decoding starts afresh with the current keys.
+    /// Returns how many frames the end of the old input completed, or an error when the
+    /// pipeline is gone (shutting down).
+    pub async fn reset(&mut self) -> Result<usize> {
+        let done = self.end_of_input().await?;
         self.decoder = Decoder::with_keys(self.keys);
+        Ok(done)
     }
 
     /// Feeds bytes; sends every accepted frame. Returns how many were accepted, or an

@@ -78,7 +78,7 @@ pub async fn run(spec: &SourceSpec, mut ctx: Ctx) -> Result<()> {
                 continue;
             }
         };
-        feeder.reset();
+        feeder.reset().await?;
         if found.is_some() {
             ctx.set_connected(true, &trying.to_string());
         } else {

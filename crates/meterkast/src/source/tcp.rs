@@ -40,7 +40,7 @@ pub async fn run(spec: &SourceSpec, mut ctx: Ctx) -> Result<()> {
             }
         };
         ctx.set_connected(true, "");
-        feeder.reset();
+        feeder.reset().await?;
         let mut got_frame = false;
         loop {
             let read = tokio::select! {
