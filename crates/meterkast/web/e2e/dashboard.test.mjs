@@ -312,9 +312,16 @@ test('Dutch from the browser language, and prices edited in the page are kept', 
   // The theme toggle flips light and dark, and the choice is kept.
   const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
   const was = await theme();
+  const ready = await page.evaluate(() => document.getElementById('view').dataset.ready);
   await page.click('#theme');
   await page.waitForFunction((w) => document.documentElement.dataset.theme !== w, was);
   assert.equal(await page.evaluate(() => localStorage.getItem('mk-theme')), await theme());
+  // A new theme renders the page again: fill the form only once that is done, or a
+  // slow machine fills the old form and saves the new one's stored values.
+  await page.waitForFunction((b) => {
+    const v = document.getElementById('view');
+    return v.getAttribute('aria-busy') === 'false' && v.dataset.ready && v.dataset.ready !== b;
+  }, ready, { timeout: 15_000 });
   await page.fill('input[name=gas_m3]', '1.5');
   await page.click('#prices-form button[type=submit]');
   await page.waitForSelector('.msg.ok');
