@@ -240,6 +240,9 @@ fn unframed(data: &[u8], eof: bool) -> Found {
         Ok(n) => Found::Unit(Unit::Apdu, head + n),
         Err(DlmsError::Truncated) if eof => Found::Corrupt(DlmsError::Truncated, data.len()),
         Err(DlmsError::Truncated) if data.len() < limit => Found::NeedMore,
+        // Whether such a header is plausible shows only with its security control
+        // byte: until it has arrived, wait, as the whole input would have it.
+        Err(DlmsError::TooLong) if !eof && glo_extent(apdu, false).is_none() => Found::NeedMore,
         // A ciphering header that announces more than a message may hold: a frame
         // too long to take, not noise. Only its first byte is consumed, so that a
         // header made of noise costs nothing after it.

@@ -256,3 +256,35 @@ proptest! {
         prop_assert!(split == whole, "{}: outcomes differ for seed {}", s.name, seed);
     }
 }
+
+/// Found by the `dsmr_stream` fuzz target: a ciphering header announcing 23,049 bytes
+/// after an HDLC flag was a `too_long` rejection when read whole and silent noise when
+/// read a byte at a time (its security control byte had not arrived when the length
+/// was judged).
+#[test]
+fn a_too_long_ciphering_header_is_judged_the_same_in_any_reads() {
+    let mut input = vec![
+        0x7E, 0xDB, 0x08, b'K', b'F', b'M', 0x10, 0x10, 0x00, 0x00, 0x23,
+    ];
+    input.extend_from_slice(&[0x82, 0x5A, 0x09, 0x21, 0x00, 0x29, 0x5B, 0x9A]);
+    input.extend(std::iter::repeat_n(0x55, 300));
+    let whole = testkit::outcomes(Keys::default(), [input.as_slice()]);
+    assert!(
+        whole.iter().any(|o| matches!(
+            o,
+            Outcome::Rejected {
+                cause: "too_long",
+                ..
+            }
+        )),
+        "{whole:?}"
+    );
+    for max in [1, 2, 3, 7, 13, 14, 15] {
+        let reads: Vec<&[u8]> = input.chunks(max).collect();
+        assert_eq!(
+            testkit::outcomes(Keys::default(), reads),
+            whole,
+            "reads of {max} bytes"
+        );
+    }
+}
