@@ -590,6 +590,11 @@ impl Decoder {
                 Some(true) => {
                     self.dsmr_mode = true;
                     self.dsmr.push(data);
+                    // A telegram found only after the end of the input was marked (the
+                    // scanner waited on an earlier frame) is cut off by that end too.
+                    if self.ended {
+                        self.dsmr.finish();
+                    }
                     self.buf = Vec::new();
                     self.pos = 0;
                     return Step::Continue;
